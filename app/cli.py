@@ -1,0 +1,101 @@
+"""`kobo serve | migrate | keys create` — the operator's commands (API.md "Running it")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from app.config import Settings, load_settings
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    print(
+        f"kobo: data dir {settings.data_dir}" if not settings.database_url else "kobo: using DATABASE_URL", flush=True
+    )
+    print(f"kobo: GraphQL on http://{host}:{port}/graphql", flush=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level, lifespan="on")
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    from app.runtime import open_runtime
+
+    runtime = await open_runtime(settings, migrate=True)
+    await runtime.close()
+    print("kobo: PostgreSQL and ClickHouse migrations are up to date")
+    return 0
+
+
+async def _create_key(settings: Settings, org: str, mode: str, scopes: list[str] | None) -> int:
+    """Only PostgreSQL is touched, so this works while `kobo serve` holds the embedded ClickHouse."""
+    from app.db import make_engine, make_sessionmaker, migrate_postgres, open_db
+    from app.organizations.service import create_api_key
+    from app.runtime import database_url
+    from app.tenancy import Mode
+
+    engine = make_engine(await asyncio.to_thread(database_url, settings))
+    try:
+        await migrate_postgres(engine)
+        async with open_db(make_sessionmaker(engine)) as db, db.transaction():
+            created = await create_api_key(db, org, Mode(mode), scopes)
+    finally:
+        await engine.dispose()
+    print(f"organization: {created.organization.name} ({created.organization.id})")
+    print(f"mode: {mode}  scopes: {', '.join(created.api_key.scopes)}")
+    print("This key is shown once; store it now.")
+    print(created.key)
+    return 0
+
+
+def _schema(output: str) -> int:
+    from app.graphql.schema import schema_sdl
+
+    if output == "-":
+        sys.stdout.write(schema_sdl())
+    else:
+        with open(output, "w", encoding="utf-8") as file:
+            file.write(schema_sdl())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="kobo", description="Kobo, usage-based billing.")
+    commands = root.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the API (embedded stores unless DATABASE_URL/CLICKHOUSE_URL)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    commands.add_parser("migrate", help="apply PostgreSQL and ClickHouse migrations and exit")
+    schema = commands.add_parser("schema", help="write the GraphQL schema (SDL) generated from the code")
+    schema.add_argument("--output", default="-", help="a file path, or - for stdout (default)")
+    keys = commands.add_parser("keys", help="API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create an API key (and the organization if needed)")
+    create.add_argument("--org", required=True, help="organization name")
+    create.add_argument("--mode", required=True, choices=["test", "live"])
+    create.add_argument("--scope", action="append", choices=["read", "write", "ingest"], help="repeat; default all")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = load_settings()
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port)
+    if args.command == "migrate":
+        return asyncio.run(_migrate(settings))
+    if args.command == "schema":
+        return _schema(args.output)
+    if args.command == "keys":
+        return asyncio.run(_create_key(settings, args.org, args.mode, args.scope))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

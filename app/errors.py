@@ -1,0 +1,54 @@
+"""The domain's error family.
+
+Services raise these; one place (``app.graphql.errors``) maps them to the API's error codes. This module imports
+nothing from GraphQL so that services, the pricing core and the CLI can raise them freely.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """An error a client can act on: it carries the API code and, where known, the input field at fault."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(DomainError):
+    """The request itself is wrong; ``field`` is its path, e.g. ``input.prices.2.unitPrice``."""
+
+    code = "BAD_USER_INPUT"
+
+
+class NotFound(DomainError):
+    """The object does not exist in the caller's organization and mode (other tenants' objects included)."""
+
+    code = "NOT_FOUND"
+
+
+class Conflict(DomainError):
+    """The request is well formed but the current state forbids it (a duplicate, an illegal transition)."""
+
+    code = "CONFLICT"
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+
+
+class RateLimited(DomainError):
+    code = "RATE_LIMITED"
+
+
+class StoreUnavailable(DomainError):
+    """A store did not answer: the request acknowledged nothing and can be retried as it is."""
+
+    code = "INTERNAL"

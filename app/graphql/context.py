@@ -1,0 +1,53 @@
+"""The per-request context: who is calling, one guarded session, the loaders, and the unit-of-work helper."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from strawberry.types import Info
+
+from app.auth import Principal
+from app.db import Db
+from app.errors import Forbidden
+from app.graphql.loaders import Loaders
+from app.runtime import Runtime
+from app.services import ServiceContext
+
+
+@dataclass
+class Context:
+    request: Any
+    response: Any
+    runtime: Runtime
+    principal: Principal
+    db: Db
+    services: ServiceContext
+    loaders: Loaders
+
+
+def build_context(request: Any, response: Any, runtime: Runtime, principal: Principal) -> Context:
+    db = Db(runtime.sessionmaker())
+    services = ServiceContext(db=db, scope=principal.scope, events=runtime.events, clock=runtime.clock)
+    return Context(request, response, runtime, principal, db, services, Loaders(db, principal.scope))
+
+
+def require(info: Info[Context, Any], scope: str) -> Context:
+    context = info.context
+    if scope not in context.principal.scopes:
+        raise Forbidden(f"This API key lacks the {scope!r} scope.")
+    return context
+
+
+def reader(info: Info[Context, Any]) -> ServiceContext:
+    return require(info, "read").services
+
+
+@asynccontextmanager
+async def mutation(info: Info[Context, Any], scope: str = "write") -> AsyncIterator[ServiceContext]:
+    """One mutation field is one transaction: committed here when the service returns, rolled back if it raised."""
+    context = require(info, scope)
+    async with context.db.transaction():
+        yield context.services

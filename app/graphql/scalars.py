@@ -1,0 +1,59 @@
+"""The API's scalars: exact Decimal (a string on the wire) and RFC 3339 DateTime with an offset."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from typing import Any
+
+import strawberry
+from strawberry.types.scalar import ScalarDefinition
+
+from app.money import format_decimal
+
+
+def _parse_decimal(value: Any) -> decimal.Decimal:
+    # JSON floats arrive as Decimal (the body is parsed with parse_float=Decimal), so no binary float is ever seen.
+    if isinstance(value, bool) or not isinstance(value, str | int | decimal.Decimal):
+        raise ValueError('expected a decimal number as a string, e.g. "2.50"')
+    try:
+        parsed = decimal.Decimal(value.strip() if isinstance(value, str) else value)
+    except decimal.InvalidOperation:
+        raise ValueError(f"{value!r} is not a decimal number") from None
+    if not parsed.is_finite():
+        raise ValueError(f"{value!r} is not a finite decimal number")
+    return parsed
+
+
+def _parse_datetime(value: Any) -> dt.datetime:
+    if not isinstance(value, str):
+        raise ValueError('expected an RFC 3339 date-time string, e.g. "2026-11-01T00:00:00Z"')
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not an RFC 3339 date-time (e.g. 2026-11-01T00:00:00Z)") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset; add Z or +01:00")
+    return parsed.astimezone(dt.UTC)
+
+
+def _serialize_datetime(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+DecimalScalar: ScalarDefinition = strawberry.scalar(
+    name="Decimal",
+    description='An exact decimal number, as a JSON string ("2", "2.000000", "37000.5").'
+    " Inputs accept strings and integers.",
+    serialize=format_decimal,
+    parse_value=_parse_decimal,
+)
+
+DateTimeScalar: ScalarDefinition = strawberry.scalar(
+    name="DateTime",
+    description="An RFC 3339 date-time with an offset, e.g. 2026-11-01T00:00:00Z; returned in UTC.",
+    serialize=_serialize_datetime,
+    parse_value=_parse_datetime,
+)
+
+SCALAR_MAP = {decimal.Decimal: DecimalScalar, dt.datetime: DateTimeScalar}

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from app.graphql.context import mutation, reader
+from app.invoices import service
+from app.invoices.types import InvoiceType
+
+
+@strawberry.type
+class InvoiceQuery:
+    @strawberry.field(description="One invoice by id.")
+    async def invoice(self, info: Info[Any, Any], id: strawberry.ID) -> InvoiceType | None:
+        return InvoiceType.from_model(await service.get_invoice(reader(info), id))
+
+
+@strawberry.type
+class InvoiceMutation:
+    @strawberry.mutation(
+        description="The draft for the subscription's current period: created, or recomputed if one exists."
+        " CONFLICT if the period's invoice is already finalized or paid; after a VOID a new draft is made."
+    )
+    async def generate_invoice(self, info: Info[Any, Any], subscription_id: strawberry.ID) -> InvoiceType:
+        async with mutation(info) as ctx:
+            invoice = await service.generate_invoice(ctx, subscription_id)
+        return InvoiceType.from_model(invoice)
+
+    @strawberry.mutation(description="Freeze a DRAFT: recompute it once more, assign its number, lock every amount.")
+    async def finalize_invoice(self, info: Info[Any, Any], id: strawberry.ID) -> InvoiceType:
+        async with mutation(info) as ctx:
+            invoice = await service.finalize_invoice(ctx, id)
+        return InvoiceType.from_model(invoice)
+
+    @strawberry.mutation(description="Record payment of a FINALIZED invoice.")
+    async def mark_invoice_paid(self, info: Info[Any, Any], id: strawberry.ID) -> InvoiceType:
+        async with mutation(info) as ctx:
+            invoice = await service.mark_invoice_paid(ctx, id)
+        return InvoiceType.from_model(invoice)
+
+    @strawberry.mutation(description="Void a DRAFT or FINALIZED invoice; its period can then get a new draft.")
+    async def void_invoice(self, info: Info[Any, Any], id: strawberry.ID) -> InvoiceType:
+        async with mutation(info) as ctx:
+            invoice = await service.void_invoice(ctx, id)
+        return InvoiceType.from_model(invoice)

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from app.graphql.enums import InvoiceStatusEnum, PricingModelEnum
+from app.invoices.models import Invoice, InvoiceStatus, LineItem
+from app.metrics.types import MetricType
+from app.plans.pricing import PricingModel
+
+if TYPE_CHECKING:
+    from app.subscriptions.types import SubscriptionType
+
+
+@strawberry.type(name="LineItem", description="One charge on an invoice, and how it was priced.")
+class LineItemType:
+    id: strawberry.ID
+    description: str
+    model: PricingModelEnum | None
+    quantity: Decimal = strawberry.field(description="The metric's quantity for the period.")
+    unit_price: Decimal = strawberry.field(description="Per unit; for blended models, amount ÷ quantity.")
+    amount: Decimal = strawberry.field(description="Exact, not rounded.")
+    details: JSON | None = strawberry.field(description="How the amount was computed: explanation, tiers, adjustment.")
+    metric_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field
+    async def metric(self, info: Info[Any, Any]) -> MetricType | None:
+        if self.metric_id is None:
+            return None
+        return MetricType.from_model(await info.context.loaders.metric_by_id.load(self.metric_id))
+
+    @classmethod
+    def from_model(cls, row: LineItem) -> LineItemType:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            description=row.description,
+            model=PricingModel(row.model) if row.model else None,
+            quantity=row.quantity,
+            unit_price=row.unit_price,
+            amount=row.amount,
+            details=row.details,
+            metric_id=row.metric_id,
+        )
+
+
+@strawberry.type(name="Invoice", description="One billing period's bill.")
+class InvoiceType:
+    id: strawberry.ID
+    number: str | None = strawberry.field(description="Assigned at finalization; unique per organization and mode.")
+    status: InvoiceStatusEnum
+    currency: str
+    subtotal: Decimal = strawberry.field(description="The exact sum of the lines.")
+    tax: Decimal
+    total: Decimal = strawberry.field(description="Subtotal plus tax, rounded half-up to the currency's minor unit.")
+    period_start: datetime
+    period_end: datetime
+    finalized_at: datetime | None
+    paid_at: datetime | None
+    voided_at: datetime | None
+    created_at: datetime
+    subscription_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field
+    async def subscription(
+        self, info: Info[Any, Any]
+    ) -> Annotated[SubscriptionType, strawberry.lazy("app.subscriptions.types")]:
+        from app.subscriptions.types import SubscriptionType
+
+        return SubscriptionType.from_model(await info.context.loaders.subscription_by_id.load(self.subscription_id))
+
+    @strawberry.field(name="lineItems", description="The charges, in the plan's price order.")
+    async def line_items(self, info: Info[Any, Any]) -> list[LineItemType]:
+        rows = await info.context.loaders.line_items_by_invoice_id.load(uuid.UUID(self.id))
+        return [LineItemType.from_model(row) for row in rows]
+
+    @classmethod
+    def from_model(cls, row: Invoice) -> InvoiceType:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            number=row.number,
+            status=InvoiceStatus(row.status),
+            currency=row.currency,
+            subtotal=row.subtotal,
+            tax=row.tax,
+            total=row.total,
+            period_start=row.period_start,
+            period_end=row.period_end,
+            finalized_at=row.finalized_at,
+            paid_at=row.paid_at,
+            voided_at=row.voided_at,
+            created_at=row.created_at,
+            subscription_id=row.subscription_id,
+        )

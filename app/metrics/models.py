@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+from app.tenancy import TenantMixin
+
+
+class Metric(TenantMixin, Base):
+    __tablename__ = "metrics"
+    __table_args__ = (Index(None, "org_id", "mode", "event_name"),)
+
+    name: Mapped[str] = mapped_column(String(200))
+    event_name: Mapped[str] = mapped_column(String(200))
+    aggregation: Mapped[str] = mapped_column(String(16))
+    aggregation_property: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Aggregation(str, enum.Enum):
+    """How a metric turns a period's events into one quantity."""
+
+    COUNT = "COUNT"
+    SUM = "SUM"
+    MAX = "MAX"
+    MINIMUM = "MINIMUM"
+    AVERAGE = "AVERAGE"
+    UNIQUE = "UNIQUE"
+
+    @property
+    def needs_property(self) -> bool:
+        return self is not Aggregation.COUNT

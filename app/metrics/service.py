@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.errors import InvalidInput, NotFound
+from app.metrics.models import Aggregation, Metric
+from app.metrics.repository import MetricRepository
+from app.services import ServiceContext
+from app.validation import optional_text, required_text
+
+
+@dataclass(frozen=True, slots=True)
+class NewMetric:
+    name: str
+    event_name: str
+    aggregation: Aggregation
+    aggregation_property: str | None = None
+    description: str | None = None
+
+
+async def create_metric(ctx: ServiceContext, data: NewMetric) -> Metric:
+    prop = optional_text(data.aggregation_property, "input.aggregationProperty", max_length=200)
+    if data.aggregation.needs_property and prop is None:
+        raise InvalidInput(
+            f"{data.aggregation.value} needs aggregationProperty: the event property to aggregate.",
+            field="input.aggregationProperty",
+        )
+    if not data.aggregation.needs_property and prop is not None:
+        raise InvalidInput(
+            "COUNT counts events and takes no aggregationProperty; remove it.", field="input.aggregationProperty"
+        )
+    return MetricRepository(ctx.db, ctx.scope).new(
+        name=required_text(data.name, "input.name", max_length=200),
+        event_name=required_text(data.event_name, "input.eventName", max_length=200),
+        aggregation=data.aggregation.value,
+        aggregation_property=prop,
+        description=optional_text(data.description, "input.description", max_length=2000),
+    )
+
+
+async def get_metric(ctx: ServiceContext, metric_id: str) -> Metric:
+    metric = await MetricRepository(ctx.db, ctx.scope).get(metric_id)
+    if metric is None:
+        raise NotFound(f"No metric with id {metric_id!r}.", field="id")
+    return metric

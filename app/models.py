@@ -1,0 +1,25 @@
+"""Every ORM model, imported in one place so that Alembic and the metadata see the whole schema."""
+
+from app.customers.models import Customer
+from app.db import Base
+from app.invoices.models import Invoice, InvoiceSequence, LineItem
+from app.metrics.models import Metric
+from app.organizations.models import ApiKey, Organization
+from app.plans.models import Plan, Price
+from app.subscriptions.models import Subscription
+from app.usage.models import EventClaim
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Customer",
+    "EventClaim",
+    "Invoice",
+    "InvoiceSequence",
+    "LineItem",
+    "Metric",
+    "Organization",
+    "Plan",
+    "Price",
+    "Subscription",
+]

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from app.plans.models import Plan, Price
+from app.tenancy import Repository
+
+
+class PlanRepository(Repository[Plan]):
+    model = Plan
+
+    async def page(self, first: int) -> list[Plan]:
+        return list(await self.db.scalars(self.select().order_by(Plan.created_at, Plan.id).limit(first)))
+
+
+class PriceRepository(Repository[Price]):
+    model = Price
+
+    async def by_plan_ids(self, plan_ids: Sequence[uuid.UUID]) -> list[list[Price]]:
+        return await self.children_of(Price.plan_id, plan_ids, Price.position)

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from app.graphql.context import mutation, reader
+from app.plans import service
+from app.plans.types import CreatePlanInput, PlanType
+
+
+@strawberry.type
+class PlanQuery:
+    @strawberry.field(description="One plan by id.")
+    async def plan(self, info: Info[Any, Any], id: strawberry.ID) -> PlanType | None:
+        return PlanType.from_model(await service.get_plan(reader(info), id))
+
+
+@strawberry.type
+class PlanMutation:
+    @strawberry.mutation(
+        description="Create a plan. Each price is validated; a bad one names its field and stores nothing."
+    )
+    async def create_plan(self, info: Info[Any, Any], input: CreatePlanInput) -> PlanType:
+        async with mutation(info) as ctx:
+            plan = await service.create_plan(ctx, input.to_domain())
+        return PlanType.from_model(plan)

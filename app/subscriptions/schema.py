@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from app.graphql.context import mutation, reader
+from app.subscriptions import service
+from app.subscriptions.types import CreateSubscriptionInput, SubscriptionType
+
+
+@strawberry.type
+class SubscriptionQuery:
+    @strawberry.field(description="One subscription by id.")
+    async def subscription(self, info: Info[Any, Any], id: strawberry.ID) -> SubscriptionType | None:
+        return SubscriptionType.from_model(await service.get_subscription(reader(info), id))
+
+
+@strawberry.type
+class SubscriptionMutation:
+    @strawberry.mutation(description="Subscribe a customer to a plan.")
+    async def create_subscription(self, info: Info[Any, Any], input: CreateSubscriptionInput) -> SubscriptionType:
+        async with mutation(info) as ctx:
+            subscription = await service.create_subscription(ctx, input.to_domain())
+        return SubscriptionType.from_model(subscription)
+
+    @strawberry.mutation(description="Pause an ACTIVE or TRIALING subscription.")
+    async def pause_subscription(self, info: Info[Any, Any], id: strawberry.ID) -> SubscriptionType:
+        async with mutation(info) as ctx:
+            subscription = await service.pause_subscription(ctx, id)
+        return SubscriptionType.from_model(subscription)
+
+    @strawberry.mutation(description="Resume a PAUSED subscription.")
+    async def resume_subscription(self, info: Info[Any, Any], id: strawberry.ID) -> SubscriptionType:
+        async with mutation(info) as ctx:
+            subscription = await service.resume_subscription(ctx, id)
+        return SubscriptionType.from_model(subscription)
+
+    @strawberry.mutation(description="Cancel now, or at the end of the current period with atPeriodEnd: true.")
+    async def cancel_subscription(
+        self, info: Info[Any, Any], id: strawberry.ID, at_period_end: bool | None = False
+    ) -> SubscriptionType:
+        async with mutation(info) as ctx:
+            subscription = await service.cancel_subscription(ctx, id, at_period_end=bool(at_period_end))
+        return SubscriptionType.from_model(subscription)

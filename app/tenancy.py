@@ -1,0 +1,105 @@
+"""Tenancy in one place: every tenant row carries (org_id, mode) and every repository query is scoped here.
+
+Repositories subclass :class:`Repository`, whose ``select``/``new``/``get`` stamp or filter the caller's scope, so that
+no call site can forget it. An object of another organization or mode is simply not found.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import ForeignKey, Select, String, Uuid, select, update
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+from sqlalchemy.sql.dml import Update
+
+from app.db import Db, IdMixin, utcnow
+
+
+class Mode(str, enum.Enum):
+    TEST = "test"
+    LIVE = "live"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Whose data a request may see: one organization, in one mode."""
+
+    org_id: uuid.UUID
+    mode: Mode
+
+
+class TenantMixin(IdMixin):
+    """Columns every tenant-owned table has; indexes lead with them."""
+
+    @declared_attr
+    def org_id(cls) -> Mapped[uuid.UUID]:
+        return mapped_column(Uuid, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False)
+
+    mode: Mapped[str] = mapped_column(String(4), nullable=False)
+
+
+M = TypeVar("M", bound=TenantMixin)
+
+
+def parse_uuid(value: str | uuid.UUID) -> uuid.UUID | None:
+    """IDs arrive as strings; anything that is not a UUID cannot name an object, so it is simply not found."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+class Repository(Generic[M]):
+    """Statements for one tenant-owned model, always within ``scope``."""
+
+    model: ClassVar[type[Any]]
+
+    def __init__(self, db: Db, scope: Scope) -> None:
+        self.db = db
+        self.scope = scope
+
+    def where_scoped(self, model: type[Any]) -> tuple[Any, Any]:
+        return (model.org_id == self.scope.org_id, model.mode == self.scope.mode.value)
+
+    def select(self, *entities: Any) -> Select[Any]:
+        return select(*(entities or (self.model,))).where(*self.where_scoped(self.model))
+
+    def update(self) -> Update:
+        return update(self.model).where(*self.where_scoped(self.model))
+
+    def new(self, **fields: Any) -> M:
+        # ids and creation times are set now, not at flush, so a new object is complete before the commit.
+        fields.setdefault("id", uuid.uuid4())
+        fields.setdefault("created_at", utcnow())
+        row = self.model(org_id=self.scope.org_id, mode=self.scope.mode.value, **fields)
+        self.db.add(row)
+        return row
+
+    async def get(self, id: str | uuid.UUID, *, for_update: bool = False) -> M | None:
+        key = parse_uuid(id)
+        if key is None:
+            return None
+        statement = self.select().where(self.model.id == key)
+        if for_update:
+            statement = statement.with_for_update()
+        return await self.db.scalar(statement)
+
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> list[M | None]:
+        """One ``IN`` query; results in key order, ``None`` for a missing key (the dataloader contract)."""
+        rows = await self.db.scalars(self.select().where(self.model.id.in_(set(ids))))
+        by_id = {row.id: row for row in rows}
+        return [by_id.get(key) for key in ids]
+
+    async def children_of(self, column: Any, parent_ids: Sequence[uuid.UUID], *order_by: Any) -> list[list[M]]:
+        """Rows grouped by a foreign key, in parent order, ``[]`` for a parent with none: one query for all parents."""
+        statement = self.select().where(column.in_(set(parent_ids))).order_by(*(order_by or (self.model.created_at,)))
+        groups: dict[uuid.UUID, list[M]] = {key: [] for key in parent_ids}
+        for row in await self.db.scalars(statement):
+            groups[getattr(row, column.key)].append(row)
+        return [groups[key] for key in parent_ids]

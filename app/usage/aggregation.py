@@ -1,0 +1,58 @@
+"""How each aggregation reads the events table: one SQL expression set per metric, parameters always bound.
+
+Numeric properties are read as ``Decimal128(12)`` straight from the JSON text, so exact decimals stay exact and an
+event whose property is missing or not a JSON number yields NULL, which every aggregate skips (API.md).
+AVERAGE is returned as (sum, count) and divided in Python with Decimal: ClickHouse's avg() answers a Float64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from app.metrics.models import Aggregation
+
+NUMERIC = "toDecimal128OrNull(JSONExtractRaw(properties, {prop:String}), 12)"
+RAW = "JSONExtractRaw(properties, {prop:String})"
+
+# Each aggregation → (expression for its value, expression for a helper count).
+_EXPRESSIONS: dict[Aggregation, tuple[str, str]] = {
+    Aggregation.COUNT: ("toDecimal128(count(), 12)", "count()"),
+    Aggregation.SUM: (f"sumOrNull({NUMERIC})", f"count({NUMERIC})"),
+    Aggregation.MAX: (f"maxOrNull({NUMERIC})", f"count({NUMERIC})"),
+    Aggregation.MINIMUM: (f"minOrNull({NUMERIC})", f"count({NUMERIC})"),
+    Aggregation.AVERAGE: (f"sumOrNull({NUMERIC})", f"count({NUMERIC})"),
+    Aggregation.UNIQUE: (
+        f"toDecimal128(uniqExactIf({RAW}, {RAW} NOT IN ('', 'null')), 12)",
+        f"countIf({RAW} NOT IN ('', 'null'))",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """What the event store needs to know of a metric."""
+
+    event_name: str
+    aggregation: Aggregation
+    prop: str | None
+
+
+def select_list(aggregation: Aggregation) -> str:
+    value, helper = _EXPRESSIONS[aggregation]
+    return f"{value} AS value, {helper} AS helper, count() AS events"
+
+
+def clean(value: Decimal) -> Decimal:
+    """Drop the storage scale (``6.000000000000`` → ``6``) without going to exponent form."""
+    normalized = value.normalize()
+    return normalized.quantize(Decimal(1)) if normalized.as_tuple().exponent > 0 else normalized  # type: ignore[operator]
+
+
+def finish(aggregation: Aggregation, value: Decimal | None, helper: int) -> Decimal:
+    """The quantity from one group's raw aggregates; an empty group is 0."""
+    if value is None or helper == 0:
+        return Decimal(0)
+    if aggregation is Aggregation.AVERAGE:
+        return clean(Decimal(value) / Decimal(helper))
+    return clean(Decimal(value))

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.types import Info
+
+from app.graphql.context import reader, require
+from app.graphql.enums import Granularity, GranularityEnum
+from app.usage import service
+from app.usage.types import EventInput, IngestResultType, UsagePointType
+
+
+@strawberry.type
+class UsageQuery:
+    @strawberry.field(description="A metric's usage for one customer over [from, to), one point per UTC bucket.")
+    async def usage(
+        self,
+        info: Info[Any, Any],
+        customer_id: strawberry.ID,
+        metric_id: strawberry.ID,
+        from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime,
+        granularity: GranularityEnum = Granularity.DAY,
+    ) -> list[UsagePointType]:
+        points = await service.usage_series(
+            reader(info), customer_id, metric_id, from_, to, Granularity(granularity).value
+        )
+        return [UsagePointType.from_domain(point) for point in points]
+
+
+@strawberry.type
+class UsageMutation:
+    @strawberry.mutation(
+        description="Record 1..1000 usage events. Each idempotencyKey counts once; a retried request answers the same."
+        " An unknown customer or a bad event rejects the whole batch and stores nothing."
+    )
+    async def ingest_events(self, info: Info[Any, Any], events: list[EventInput]) -> IngestResultType:
+        context = require(info, "ingest")
+        batch = [event.to_domain() for event in events]
+        result = await context.runtime.ingestor.ingest(context.principal.scope, batch)
+        return IngestResultType.from_domain(result)

