@@ -81,10 +81,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.runtime = runtime
 
     async def graphql(request: Request) -> Response:
-        if request.method == "POST":
-            failure = await authenticate(request, request.app.state.runtime)
-            if failure is not None:
-                return failure
+        if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            return await graphql_app.render_graphql_ide(request)  # the playground itself needs no key
+        failure = await authenticate(request, request.app.state.runtime)
+        if failure is not None:
+            return failure
         try:
             return await graphql_app.run(request)  # type: ignore[no-any-return]
         except HTTPException as exc:

@@ -16,14 +16,13 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from factories import Api, Tenant
 from sqlalchemy.engine import make_url
 
 from app.clickhouse import ClickHouse, make_client, migrate_clickhouse
-from app.db import make_engine, migrate_postgres, open_db, start_embedded_postgres
-from app.organizations.service import create_api_key
+from app.db import make_engine, migrate_postgres, start_embedded_postgres
 from app.runtime import Runtime, build_runtime
-from app.tenancy import Mode
+from factories import Api, Tenant
+from tests_support import new_tenant
 
 
 class TestClock:
@@ -103,11 +102,7 @@ async def runtime(database_url: str, store_dir: Path, clock: TestClock) -> Async
 @pytest.fixture
 async def tenant(runtime: Runtime) -> Tenant:
     """A fresh organization with a test-mode and a live-mode key, so tests never share state."""
-    name = f"org-{uuid.uuid4().hex[:12]}"
-    async with open_db(runtime.sessionmaker) as db, db.transaction():
-        test = await create_api_key(db, name, Mode.TEST)
-        live = await create_api_key(db, name, Mode.LIVE)
-    return Tenant(name=name, org_id=test.organization.id, test_key=test.key, live_key=live.key)
+    return await new_tenant(runtime)
 
 
 @pytest.fixture

@@ -43,7 +43,8 @@ def to_api_error(error: GraphQLError) -> GraphQLError:
         if original.code == "INTERNAL":  # a store outage: say so, and that nothing was done
             extensions["retryable"] = True
         return _with_code(error, original.message, extensions)
-    if original is None or isinstance(original, GraphQLError):
+    if original is None or isinstance(original, GraphQLError) or error.path is None:
+        # parse and validation errors, and variables a scalar refused: raised before any resolver ran
         return _with_code(error, error.message, {"code": "BAD_USER_INPUT"})
     request_id = uuid.uuid4().hex[:16]
     log.error("unexpected error (request %s) at %s", request_id, error.path, exc_info=original)
