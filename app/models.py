@@ -4,8 +4,8 @@ from app.customers.models import Customer
 from app.db import Base
 from app.invoices.models import Invoice, InvoiceSequence, LineItem
 from app.metrics.models import Metric
-from app.organizations.models import ApiKey, Organization
-from app.plans.models import Plan, Price
+from app.organizations.models import ApiKey, Organization, OrganizationSettings
+from app.plans.models import Plan, Price, PriceOverride
 from app.subscriptions.models import Subscription
 from app.usage.models import EventClaim
 
@@ -19,7 +19,9 @@ __all__ = [
     "LineItem",
     "Metric",
     "Organization",
+    "OrganizationSettings",
     "Plan",
     "Price",
+    "PriceOverride",
     "Subscription",
 ]

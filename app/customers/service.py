@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -8,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from app.customers.models import Customer
 from app.customers.repository import CustomerRepository
 from app.errors import Conflict, NotFound
+from app.organizations.settings import validate_tax_rate
 from app.services import ServiceContext
 from app.validation import optional_email, optional_object, optional_text, required_text
 
@@ -19,6 +21,7 @@ class NewCustomer:
     email: str | None = None
     phone: str | None = None
     metadata: Any = None
+    tax_rate: Decimal | None = None
 
 
 async def create_customer(ctx: ServiceContext, data: NewCustomer) -> Customer:
@@ -29,6 +32,7 @@ async def create_customer(ctx: ServiceContext, data: NewCustomer) -> Customer:
         "email": optional_email(data.email, "input.email"),
         "phone": optional_text(data.phone, "input.phone", max_length=64),
         "metadata_": optional_object(data.metadata, "input.metadata"),
+        "tax_rate": validate_tax_rate(data.tax_rate, "input.taxRate"),
     }
     repo = CustomerRepository(ctx.db, ctx.scope)
     conflict = Conflict(f"A customer with externalId {external_id!r} already exists.", field="input.externalId")

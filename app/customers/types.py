@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -12,6 +13,7 @@ from app.customers.models import Customer
 from app.customers.service import NewCustomer
 
 if TYPE_CHECKING:
+    from app.plans.types import PriceOverrideType
     from app.subscriptions.types import SubscriptionType
 
 
@@ -25,6 +27,9 @@ class CustomerType:
     email: str | None
     phone: str | None
     metadata: JSON | None = strawberry.field(description="Free-form JSON object you attached.")
+    tax_rate: Decimal | None = strawberry.field(
+        description="Percent of tax on this customer's invoices; when null, the organization's rate applies."
+    )
     created_at: datetime
 
     @strawberry.field(description="The customer's subscriptions, oldest first.")
@@ -36,6 +41,15 @@ class CustomerType:
         rows = await info.context.loaders.subscriptions_by_customer_id.load(uuid.UUID(self.id))
         return [SubscriptionType.from_model(row) for row in rows]
 
+    @strawberry.field(description="Negotiated prices that replace plan prices for this customer.")
+    async def price_overrides(
+        self, info: Info[Any, Any]
+    ) -> list[Annotated[PriceOverrideType, strawberry.lazy("app.plans.types")]]:
+        from app.plans.types import PriceOverrideType
+
+        rows = await info.context.loaders.price_overrides_by_customer_id.load(uuid.UUID(self.id))
+        return [PriceOverrideType.from_model(row) for row in rows]
+
     @classmethod
     def from_model(cls, row: Customer) -> CustomerType:
         return cls(
@@ -45,6 +59,7 @@ class CustomerType:
             email=row.email,
             phone=row.phone,
             metadata=row.metadata_,
+            tax_rate=row.tax_rate,
             created_at=row.created_at,
         )
 
@@ -56,6 +71,9 @@ class CreateCustomerInput:
     email: str | None = None
     phone: str | None = None
     metadata: JSON | None = strawberry.field(default=None, description="Any JSON object.")
+    tax_rate: Decimal | None = strawberry.field(
+        default=None, description="Percent, 0–100; overrides the organization's."
+    )
 
     def to_domain(self) -> NewCustomer:
-        return NewCustomer(self.external_id, self.name, self.email, self.phone, self.metadata)
+        return NewCustomer(self.external_id, self.name, self.email, self.phone, self.metadata, self.tax_rate)

@@ -12,6 +12,7 @@ from app.customers.repository import CustomerRepository
 from app.db import Db
 from app.invoices.repository import InvoiceRepository, LineItemRepository
 from app.metrics.repository import MetricRepository
+from app.plans.overrides import PriceOverrideRepository
 from app.plans.repository import PlanRepository, PriceRepository
 from app.subscriptions.repository import SubscriptionRepository
 from app.tenancy import Scope
@@ -40,6 +41,9 @@ class Loaders:
         self.prices_by_plan_id: DataLoader[uuid.UUID, Any] = _loader(PriceRepository(db, scope).by_plan_ids)
         self.subscriptions_by_customer_id: DataLoader[uuid.UUID, Any] = _loader(subscriptions.by_customer_ids)
         self.invoices_by_subscription_id: DataLoader[uuid.UUID, Any] = _loader(invoices.by_subscription_ids)
+        self.price_overrides_by_customer_id: DataLoader[uuid.UUID, Any] = _loader(
+            PriceOverrideRepository(db, scope).by_customer_ids
+        )
         self.line_items_by_invoice_id: DataLoader[uuid.UUID, Any] = _loader(
             LineItemRepository(db, scope).by_invoice_ids
         )

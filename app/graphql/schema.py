@@ -12,13 +12,25 @@ from app.graphql.errors import ApiErrors, CloseSession
 from app.graphql.scalars import SCALAR_MAP
 from app.invoices.schema import InvoiceMutation, InvoiceQuery
 from app.metrics.schema import MetricMutation, MetricQuery
+from app.organizations.schema import OrganizationMutation, OrganizationQuery
 from app.plans.schema import PlanMutation, PlanQuery
 from app.subscriptions.schema import SubscriptionMutation, SubscriptionQuery
 from app.usage.schema import UsageMutation, UsageQuery
 
-Query = merge_types("Query", (CustomerQuery, MetricQuery, PlanQuery, SubscriptionQuery, InvoiceQuery, UsageQuery))
+Query = merge_types(
+    "Query", (OrganizationQuery, CustomerQuery, MetricQuery, PlanQuery, SubscriptionQuery, InvoiceQuery, UsageQuery)
+)
 Mutation = merge_types(
-    "Mutation", (CustomerMutation, MetricMutation, PlanMutation, SubscriptionMutation, UsageMutation, InvoiceMutation)
+    "Mutation",
+    (
+        OrganizationMutation,
+        CustomerMutation,
+        MetricMutation,
+        PlanMutation,
+        SubscriptionMutation,
+        UsageMutation,
+        InvoiceMutation,
+    ),
 )
 
 schema = strawberry.Schema(

@@ -14,7 +14,7 @@ from app.money import format_decimal, round_money
 from app.plans.models import Plan, Price
 from app.plans.pricing import Charge, compute_charge
 from app.plans.repository import PriceRepository
-from app.plans.service import price_spec
+from app.plans.terms import stored_spec
 from app.services import ServiceContext
 from app.usage.aggregation import MetricSpec
 
@@ -70,7 +70,7 @@ async def usage_lines(
     lines = []
     for price in prices:
         metric = metrics[price.metric_id]
-        charge = compute_charge(price_spec(price), quantities[price.metric_id])
+        charge = compute_charge(stored_spec(price), quantities[price.metric_id])
         lines.append(
             {
                 "price_id": price.id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm.attributes import flag_modified
+
 from app.errors import Conflict, NotFound
 from app.invoices.drafts import totals, usage_lines
 from app.invoices.models import Invoice, InvoiceStatus
@@ -49,6 +51,8 @@ async def recompute(ctx: ServiceContext, invoice: Invoice) -> None:
     await LineItemRepository(ctx.db, ctx.scope).replace(invoice.id, lines)
     result = totals([line["amount"] for line in lines], invoice.currency, invoice.tax_rate)
     invoice.subtotal, invoice.tax, invoice.total = result.subtotal, result.tax, result.total
+    for name in ("subtotal", "tax", "total"):  # written even when equal to the stored value: 0.00 == 0, scale differs
+        flag_modified(invoice, name)
     invoice.computed_at = ctx.clock.now()
 
 

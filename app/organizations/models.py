@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ARRAY, DateTime, ForeignKey, Index, Numeric, String, Uuid
+from sqlalchemy import ARRAY, DateTime, ForeignKey, Index, Integer, Numeric, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, IdMixin
@@ -16,7 +16,20 @@ class Organization(IdMixin, Base):
     __tablename__ = "organizations"
 
     name: Mapped[str] = mapped_column(String(200), unique=True)
+
+
+class OrganizationSettings(Base):
+    """Billing settings per (organization, mode): test mode can be configured without touching live."""
+
+    __tablename__ = "organization_settings"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    mode: Mapped[str] = mapped_column(String(4), primary_key=True)
     tax_rate: Mapped[Decimal | None] = mapped_column(Numeric, nullable=True)
+    grace_period_seconds: Mapped[int] = mapped_column(Integer, default=3600, server_default="3600")
+    backdate_window_days: Mapped[int] = mapped_column(Integer, default=90, server_default="90")
 
 
 class ApiKey(IdMixin, Base):

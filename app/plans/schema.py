@@ -6,8 +6,8 @@ import strawberry
 from strawberry.types import Info
 
 from app.graphql.context import mutation, reader
-from app.plans import service
-from app.plans.types import CreatePlanInput, PlanType
+from app.plans import overrides, service
+from app.plans.types import CreatePlanInput, CreatePriceOverrideInput, PlanType, PriceOverrideType
 
 
 @strawberry.type
@@ -26,3 +26,9 @@ class PlanMutation:
         async with mutation(info) as ctx:
             plan = await service.create_plan(ctx, input.to_domain())
         return PlanType.from_model(plan)
+
+    @strawberry.mutation(description="Give one customer a negotiated price in place of a plan price, for a while.")
+    async def create_price_override(self, info: Info[Any, Any], input: CreatePriceOverrideInput) -> PriceOverrideType:
+        async with mutation(info) as ctx:
+            override = await overrides.create_price_override(ctx, input.to_domain())
+        return PriceOverrideType.from_model(override)

@@ -10,9 +10,11 @@ from strawberry.types import Info
 
 from app.graphql.enums import BillingPeriodEnum, PricingModelEnum
 from app.metrics.types import MetricType
-from app.plans.models import Plan, Price
+from app.plans.models import Plan, Price, PriceOverride, PriceTerms
+from app.plans.overrides import NewPriceOverride
 from app.plans.pricing import PricingModel
-from app.plans.service import NewPlan, NewPrice, NewTier
+from app.plans.service import NewPlan, NewPrice
+from app.plans.terms import NewTerms, NewTier, stored_tiers
 from app.subscriptions.periods import BillingPeriod
 
 
@@ -25,9 +27,25 @@ class TierType:
     flat_fee: Decimal
 
 
-@strawberry.type(name="Price", description="How a plan charges for one metric.")
-class PriceType:
-    id: strawberry.ID
+def _terms_fields(row: PriceTerms) -> dict[str, Any]:
+    tiers = None
+    if row.tiers is not None:
+        tiers = [TierType(up_to=t.up_to, unit_price=t.unit_price, flat_fee=t.flat_fee) for t in stored_tiers(row)]
+    return {
+        "model": PricingModel(row.model),
+        "unit_price": row.unit_price,
+        "tiers": tiers,
+        "package_size": row.package_size,
+        "package_price": row.package_price,
+        "included_units": row.included_units,
+        "percentage": row.percentage,
+        "minimum_amount": row.minimum_amount,
+        "maximum_amount": row.maximum_amount,
+    }
+
+
+@strawberry.interface(name="PriceTerms", description="A pricing model and its parameters.")
+class PriceTermsType:
     model: PricingModelEnum
     unit_price: Decimal | None
     tiers: list[TierType] | None
@@ -37,6 +55,11 @@ class PriceType:
     percentage: Decimal | None
     minimum_amount: Decimal | None
     maximum_amount: Decimal | None
+
+
+@strawberry.type(name="Price", description="How a plan charges for one metric.")
+class PriceType(PriceTermsType):
+    id: strawberry.ID
     metric_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field(description="The metric this price charges for.")
@@ -45,28 +68,26 @@ class PriceType:
 
     @classmethod
     def from_model(cls, row: Price) -> PriceType:
-        tiers = None
-        if row.tiers is not None:
-            tiers = [
-                TierType(
-                    up_to=None if t.get("upTo") is None else Decimal(t["upTo"]),
-                    unit_price=Decimal(t["unitPrice"]),
-                    flat_fee=Decimal(t.get("flatFee") or "0"),
-                )
-                for t in row.tiers
-            ]
+        return cls(id=strawberry.ID(str(row.id)), metric_id=row.metric_id, **_terms_fields(row))
+
+
+@strawberry.type(name="PriceOverride", description="A customer's negotiated replacement for one plan price.")
+class PriceOverrideType(PriceTermsType):
+    id: strawberry.ID
+    price_id: strawberry.ID
+    customer_id: strawberry.ID
+    valid_from: datetime
+    valid_until: datetime | None
+
+    @classmethod
+    def from_model(cls, row: PriceOverride) -> PriceOverrideType:
         return cls(
             id=strawberry.ID(str(row.id)),
-            model=PricingModel(row.model),
-            unit_price=row.unit_price,
-            tiers=tiers,
-            package_size=row.package_size,
-            package_price=row.package_price,
-            included_units=row.included_units,
-            percentage=row.percentage,
-            minimum_amount=row.minimum_amount,
-            maximum_amount=row.maximum_amount,
-            metric_id=row.metric_id,
+            price_id=strawberry.ID(str(row.price_id)),
+            customer_id=strawberry.ID(str(row.customer_id)),
+            valid_from=row.valid_from,
+            valid_until=row.valid_until,
+            **_terms_fields(row),
         )
 
 
@@ -78,6 +99,7 @@ class PlanType:
     currency: str = strawberry.field(description="ISO 4217 code, e.g. NGN.")
     billing_period: BillingPeriodEnum
     trial_period_days: int
+    base_fee: Decimal | None = strawberry.field(description="A fixed amount charged every period, if any.")
     created_at: datetime
 
     @strawberry.field(description="The plan's prices, in the order they were given.")
@@ -94,6 +116,7 @@ class PlanType:
             currency=row.currency,
             billing_period=BillingPeriod(row.billing_period),
             trial_period_days=row.trial_period_days,
+            base_fee=row.base_fee,
             created_at=row.created_at,
         )
 
@@ -105,9 +128,8 @@ class TierInput:
     flat_fee: Decimal | None = Decimal("0")
 
 
-@strawberry.input(description="A price: which metric, which model, and the fields that model uses (and no others).")
-class PriceInput:
-    metric_id: strawberry.ID
+@strawberry.input(description="A pricing model and the fields that model uses (and no others).")
+class PriceTermsInput:
     model: PricingModelEnum
     unit_price: Decimal | None = strawberry.field(
         default=None, description="FLAT_UNIT: per unit; OVERAGE: per unit above includedUnits."
@@ -126,9 +148,8 @@ class PriceInput:
         default=None, description="Cap on this price's amount per period."
     )
 
-    def to_domain(self) -> NewPrice:
-        return NewPrice(
-            metric_id=self.metric_id,
+    def terms(self) -> NewTerms:
+        return NewTerms(
             model=PricingModel(self.model),
             unit_price=self.unit_price,
             tiers=None
@@ -143,6 +164,28 @@ class PriceInput:
         )
 
 
+@strawberry.input(description="A price: which metric, which model, and the fields that model uses (and no others).")
+class PriceInput(PriceTermsInput):
+    metric_id: strawberry.ID
+
+    def to_domain(self) -> NewPrice:
+        return NewPrice(metric_id=self.metric_id, terms=self.terms())
+
+
+@strawberry.input(
+    description="A negotiated price for one customer. It replaces the plan price for billing periods that start"
+    " within [validFrom, validUntil); validFrom defaults to now, validUntil to never."
+)
+class CreatePriceOverrideInput(PriceTermsInput):
+    customer_id: strawberry.ID
+    price_id: strawberry.ID
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+    def to_domain(self) -> NewPriceOverride:
+        return NewPriceOverride(self.customer_id, self.price_id, self.terms(), self.valid_from, self.valid_until)
+
+
 @strawberry.input(description="A new plan and its prices.")
 class CreatePlanInput:
     name: str
@@ -151,6 +194,7 @@ class CreatePlanInput:
     currency: str | None = strawberry.field(default="NGN", description="ISO 4217 code; NGN when omitted or null.")
     billing_period: BillingPeriodEnum | None = BillingPeriod.MONTHLY
     trial_period_days: int | None = 0
+    base_fee: Decimal | None = strawberry.field(default=None, description="A fixed amount charged every period.")
 
     def to_domain(self) -> NewPlan:
         return NewPlan(
@@ -160,4 +204,5 @@ class CreatePlanInput:
             currency="NGN" if self.currency is None else self.currency,
             billing_period=BillingPeriod(self.billing_period or BillingPeriod.MONTHLY),
             trial_period_days=self.trial_period_days or 0,
+            base_fee=self.base_fee,
         )

@@ -31,15 +31,14 @@ _CLAIM = text(
 )
 
 # A claim whose owner failed (its lease ran out before the write was confirmed) is taken over by the next request
-# that carries the key. The same body keeps the claimed timestamp, so the re-sent row is identical and collapses.
+# that carries the key. The claimed customer, name and timestamp are kept whatever the new body: the failed owner may
+# have written the row already, and only the very same sorting key lets ClickHouse collapse the re-sent one.
 _TAKE_OVER = text(
-    "UPDATE event_claims AS c SET lease_until = now() + make_interval(secs => :lease),"
-    " timestamp = CASE WHEN c.body_hash = u.h THEN c.timestamp ELSE u.t END,"
-    " customer_id = u.c, event_name = u.e, body_hash = u.h"
+    "UPDATE event_claims AS c SET lease_until = now() + make_interval(secs => :lease)"
     f" FROM {_ROWS}"
     " WHERE c.org_id = :org AND c.mode = :mode AND c.idempotency_key = u.k"
     " AND c.written_at IS NULL AND c.lease_until < now()"
-    " RETURNING c.idempotency_key, c.timestamp"
+    " RETURNING c.idempotency_key, c.customer_id, c.event_name, c.timestamp, c.body_hash"
 )
 
 _STATE = text(
@@ -87,11 +86,12 @@ async def claim(connection: AsyncConnection, scope: Scope, rows: Sequence[ClaimR
     return {key: timestamp for key, timestamp in result.all()}
 
 
-async def take_over(connection: AsyncConnection, scope: Scope, rows: Sequence[ClaimRow]) -> dict[str, datetime]:
+async def take_over(connection: AsyncConnection, scope: Scope, rows: Sequence[ClaimRow]) -> dict[str, ClaimRow]:
+    """Take over expired claims among ``rows``; returns them as first claimed (the event to re-send)."""
     if not rows:
         return {}
     result = await connection.execute(_TAKE_OVER, _params(scope, rows))
-    return {key: timestamp for key, timestamp in result.all()}
+    return {row[0]: ClaimRow(row[0], row[1], row[2], row[3], bytes(row[4])) for row in result.all()}
 
 
 async def written(connection: AsyncConnection, scope: Scope, keys: Sequence[str]) -> dict[str, bool]:

@@ -146,10 +146,11 @@ class Ingestor:
             )
         return prepared
 
-    async def _claim(self, scope: Scope, rows: list[_Prepared]) -> dict[str, datetime]:
-        """The keys this request owns, with their claimed timestamps; waits out claims other requests hold."""
+    async def _claim(self, scope: Scope, rows: list[_Prepared]) -> dict[str, ClaimRow]:
+        """The keys this request owns, with the events claimed for them; waits out claims other requests hold."""
         by_key = {row.claim.key: row.claim for row in rows}
-        owned = await self._in_transaction(lambda c: claims.claim(c, scope, list(by_key.values())))
+        claimed = await self._in_transaction(lambda c: claims.claim(c, scope, list(by_key.values())))
+        owned = {key: by_key[key] for key in claimed}
         pending = [key for key in by_key if key not in owned]
         deadline = asyncio.get_running_loop().time() + claims.LEASE_SECONDS + 2
         while pending:
@@ -166,18 +167,18 @@ class Ingestor:
         return owned
 
     async def _write(
-        self, scope: Scope, prepared: dict[str, _Prepared], owned: dict[str, datetime], received_at: datetime
+        self, scope: Scope, prepared: dict[str, _Prepared], owned: dict[str, ClaimRow], received_at: datetime
     ) -> None:
         rows = [
             StoredEvent(
-                customer_id=prepared[key].claim.customer_id,
-                event_name=prepared[key].claim.event_name,
-                timestamp=timestamp,
+                customer_id=claim.customer_id,
+                event_name=claim.event_name,
+                timestamp=claim.timestamp,
                 idempotency_key=key,
                 properties=prepared[key].properties,
                 received_at=received_at,
             )
-            for key, timestamp in owned.items()
+            for key, claim in owned.items()
         ]
         try:
             await self.events.append(scope, rows)

@@ -99,7 +99,8 @@ def test_the_quickstart_over_a_real_socket(served: tuple[str, dict[str, str]]) -
     plan = _gql(
         base,
         key,
-        'mutation($m: ID!) { createPlan(input: {name: "PAYG", prices: [{metricId: $m, model: FLAT_UNIT, unitPrice: "2"}]}) { id } }',
+        'mutation($m: ID!) { createPlan(input: {name: "PAYG",'
+        ' prices: [{metricId: $m, model: FLAT_UNIT, unitPrice: "2"}]}) { id } }',
         {"m": metric_id},
     )
     subscription = _gql(
