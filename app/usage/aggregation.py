@@ -12,7 +12,13 @@ from decimal import Decimal
 
 from app.metrics.models import Aggregation
 
-NUMERIC = "toDecimal128OrNull(JSONExtractRaw(properties, {prop:String}), 12)"
+# JSONExtractRaw re-prints a number through Float64 (12345678901234.123456 -> 12345678901234.123); the simpleJSON
+# reader keeps its text but takes the first match at any depth, so it is used only when that match is the top-level key.
+NUMERIC = (
+    "toDecimal128OrNull(if(JSONHas(properties, {prop:String})"
+    " AND countSubstrings(properties, concat('\"', {prop:String}, '\":')) = 1,"
+    " simpleJSONExtractRaw(properties, {prop:String}), JSONExtractRaw(properties, {prop:String})), 12)"
+)
 RAW = "JSONExtractRaw(properties, {prop:String})"
 
 # Each aggregation → (expression for its value, expression for a helper count).
