@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from decimal import Decimal
+
 from sqlalchemy.orm.attributes import flag_modified
 
+from app.customers.repository import CustomerRepository
 from app.errors import Conflict, NotFound
-from app.invoices.drafts import totals, usage_lines
+from app.invoices.drafts import Segment, period_lines, totals
 from app.invoices.models import Invoice, InvoiceStatus
 from app.invoices.repository import InvoiceRepository, LineItemRepository
+from app.organizations.settings import get_settings
 from app.plans.repository import PlanRepository
 from app.services import ServiceContext
 from app.subscriptions.service import get_subscription
@@ -47,13 +52,23 @@ async def recompute(ctx: ServiceContext, invoice: Invoice) -> None:
     subscription = await get_subscription(ctx, str(invoice.subscription_id))
     plan = await PlanRepository(ctx.db, ctx.scope).get(subscription.plan_id)
     assert plan is not None
-    lines = await usage_lines(ctx, plan, subscription.customer_id, invoice.period_start, invoice.period_end)
+    segments = [Segment(plan, ((invoice.period_start, invoice.period_end),))]
+    lines = await period_lines(ctx, subscription.customer_id, invoice.period_start, segments)
     await LineItemRepository(ctx.db, ctx.scope).replace(invoice.id, lines)
+    invoice.tax_rate = await tax_rate_for(ctx, subscription.customer_id)
     result = totals([line["amount"] for line in lines], invoice.currency, invoice.tax_rate)
     invoice.subtotal, invoice.tax, invoice.total = result.subtotal, result.tax, result.total
     for name in ("subtotal", "tax", "total"):  # written even when equal to the stored value: 0.00 == 0, scale differs
         flag_modified(invoice, name)
     invoice.computed_at = ctx.clock.now()
+
+
+async def tax_rate_for(ctx: ServiceContext, customer_id: uuid.UUID) -> Decimal | None:
+    """The customer's own rate, else the organization's (in this mode), else none."""
+    customer = await CustomerRepository(ctx.db, ctx.scope).get(customer_id)
+    if customer is not None and customer.tax_rate is not None:
+        return customer.tax_rate
+    return (await get_settings(ctx)).tax_rate
 
 
 async def get_invoice(ctx: ServiceContext, invoice_id: str, *, for_update: bool = False) -> Invoice:

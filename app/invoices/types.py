@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
-from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.graphql.enums import InvoiceStatusEnum, PricingModelEnum
@@ -18,6 +17,29 @@ if TYPE_CHECKING:
     from app.subscriptions.types import SubscriptionType
 
 
+@strawberry.type(name="LineItemTier", description="The units of one tier on a line, and what they cost.")
+class LineItemTierType:
+    tier: int = strawberry.field(description="1 for the first tier.")
+    from_: Decimal = strawberry.field(name="from", description="Exclusive lower bound of the tier.")
+    up_to: Decimal | None = strawberry.field(description="Inclusive upper bound; null for the open last tier.")
+    quantity: Decimal
+    unit_price: Decimal
+    flat_fee: Decimal
+    amount: Decimal
+
+    @classmethod
+    def from_json(cls, tier: dict[str, Any]) -> LineItemTierType:
+        return cls(
+            tier=int(tier["index"]) + 1,
+            from_=Decimal(tier["lower"]),
+            up_to=None if tier["upper"] is None else Decimal(tier["upper"]),
+            quantity=Decimal(tier["quantity"]),
+            unit_price=Decimal(tier["unitPrice"]),
+            flat_fee=Decimal(tier["flatFee"]),
+            amount=Decimal(tier["amount"]),
+        )
+
+
 @strawberry.type(name="LineItem", description="One charge on an invoice, and how it was priced.")
 class LineItemType:
     id: strawberry.ID
@@ -26,7 +48,14 @@ class LineItemType:
     quantity: Decimal = strawberry.field(description="The metric's quantity for the period.")
     unit_price: Decimal = strawberry.field(description="Per unit; for blended models, amount ÷ quantity.")
     amount: Decimal = strawberry.field(description="Exact, not rounded.")
-    details: JSON | None = strawberry.field(description="How the amount was computed: explanation, tiers, adjustment.")
+    explanation: str = strawberry.field(description='How the amount was computed, in words, e.g. "6 × 2 = 12".')
+    tiers: list[LineItemTierType] = strawberry.field(
+        description="For tiered models, how many units fell in each tier reached (VOLUME: the tier landed in)."
+    )
+    adjustment: str | None = strawberry.field(
+        description='"minimum" or "maximum" when the price\'s floor or cap set the amount.'
+    )
+    negotiated: bool = strawberry.field(description="Priced with the customer's price override, not the plan price.")
     metric_id: strawberry.Private[uuid.UUID | None]
 
     @strawberry.field
@@ -37,6 +66,7 @@ class LineItemType:
 
     @classmethod
     def from_model(cls, row: LineItem) -> LineItemType:
+        details = row.details or {}
         return cls(
             id=strawberry.ID(str(row.id)),
             description=row.description,
@@ -44,7 +74,10 @@ class LineItemType:
             quantity=row.quantity,
             unit_price=row.unit_price,
             amount=row.amount,
-            details=row.details,
+            explanation=details.get("explanation") or "",
+            tiers=[LineItemTierType.from_json(tier) for tier in details.get("tiers") or ()],
+            adjustment=details.get("adjustment"),
+            negotiated=bool(details.get("overridden")),
             metric_id=row.metric_id,
         )
 
@@ -56,7 +89,8 @@ class InvoiceType:
     status: InvoiceStatusEnum
     currency: str
     subtotal: Decimal = strawberry.field(description="The exact sum of the lines.")
-    tax: Decimal
+    tax_rate: Decimal | None = strawberry.field(description="Percent applied: the customer's, else the organization's.")
+    tax: Decimal = strawberry.field(description="Tax on the subtotal, rounded half-up to the currency's minor unit.")
     total: Decimal = strawberry.field(description="Subtotal plus tax, rounded half-up to the currency's minor unit.")
     period_start: datetime
     period_end: datetime
@@ -87,6 +121,7 @@ class InvoiceType:
             status=InvoiceStatus(row.status),
             currency=row.currency,
             subtotal=row.subtotal,
+            tax_rate=row.tax_rate,
             tax=row.tax,
             total=row.total,
             period_start=row.period_start,

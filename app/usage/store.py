@@ -7,7 +7,7 @@ counts once even before ClickHouse merges it away.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -39,6 +39,15 @@ class StoredEvent:
     idempotency_key: str
     properties: str
     received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Whose usage to aggregate, and when: half-open, non-overlapping [start, end) intervals."""
+
+    key: Hashable
+    customer_id: uuid.UUID
+    intervals: tuple[tuple[datetime, datetime], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,21 +88,45 @@ class EventStore:
             **more,
         }
 
-    async def quantities(
-        self, scope: Scope, metric: MetricSpec, customer_ids: Sequence[uuid.UUID], start: datetime, end: datetime
-    ) -> dict[uuid.UUID, Decimal]:
-        """The metric's quantity for each customer over [start, end), in one grouped query; 0 for no events."""
+    async def quantities(self, scope: Scope, metric: MetricSpec, windows: Sequence[Window]) -> dict[Hashable, Decimal]:
+        """The metric's quantity for every window, in one query: events join the windows on the customer and fall
+        in one of the window's intervals. A window's intervals must not overlap; windows without events get 0.
+
+        This is how a draft is priced and how the period-end worker prices many subscriptions at once.
+        """
+        if not windows:
+            return {}
+        rows_in = [
+            (str(index), window.customer_id, start, end)
+            for index, window in enumerate(windows)
+            for start, end in window.intervals
+            if start < end
+        ]
+        if not rows_in:
+            return {window.key: Decimal(0) for window in windows}
         sql = (
-            f"SELECT customer_id, {select_list(metric.aggregation)} FROM events FINAL"
-            f" WHERE {_SCOPE} AND event_name = {{event:String}} AND customer_id IN {{customers:Array(UUID)}}"
-            " AND timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
-            " GROUP BY customer_id"
+            f"SELECT w.window, {select_list(metric.aggregation)} FROM events AS e FINAL"
+            " INNER JOIN (SELECT t.1 AS window, t.2 AS customer_id, t.3 AS ws, t.4 AS we FROM (SELECT arrayJoin("
+            "{windows:Array(Tuple(String, UUID, DateTime64(6, 'UTC'), DateTime64(6, 'UTC')))}) AS t)) AS w"
+            " ON e.customer_id = w.customer_id"
+            " WHERE e.org_id = {org:UUID} AND e.mode = {mode:String} AND e.event_name = {event:String}"
+            " AND e.customer_id IN {customers:Array(UUID)}"
+            " AND e.timestamp >= {start:DateTime64(6, 'UTC')} AND e.timestamp < {end:DateTime64(6, 'UTC')}"
+            " AND e.timestamp >= w.ws AND e.timestamp < w.we"
+            " GROUP BY w.window"
         )
-        rows = await self.clickhouse.query(
-            sql, self._params(scope, metric, start, end, customers=list(dict.fromkeys(customer_ids)))
+        params = self._params(
+            scope,
+            metric,
+            min(row[2] for row in rows_in),
+            max(row[3] for row in rows_in),
+            windows=rows_in,
+            customers=list({row[1] for row in rows_in}),
         )
-        found = {row[0]: finish(metric.aggregation, row[1], row[2]) for row in rows}
-        return {customer_id: found.get(customer_id, Decimal(0)) for customer_id in customer_ids}
+        found = {
+            int(row[0]): finish(metric.aggregation, row[1], row[2]) for row in await self.clickhouse.query(sql, params)
+        }
+        return {window.key: found.get(index, Decimal(0)) for index, window in enumerate(windows)}
 
     async def series(
         self, scope: Scope, metric: MetricSpec, customer_id: uuid.UUID, start: datetime, end: datetime, granularity: str
