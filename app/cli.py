@@ -54,6 +54,30 @@ async def _create_key(settings: Settings, org: str, mode: str, scopes: list[str]
     return 0
 
 
+async def _worker(settings: Settings, once: bool) -> int:
+    """The period-end worker alone (for a deployment that runs it apart from the API)."""
+    import signal
+
+    from app.invoices.worker import run_forever, run_once
+    from app.runtime import open_runtime
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runtime = await open_runtime(settings)
+    try:
+        if once:
+            print(f"kobo worker: closed {await run_once(runtime)} billing period(s)")
+            return 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"kobo worker: closing due periods every {settings.worker_interval_seconds:.0f} s", flush=True)
+        await run_forever(runtime, settings.worker_interval_seconds, stop)
+        return 0
+    finally:
+        await runtime.close()
+
+
 def _schema(output: str) -> int:
     from app.graphql.schema import schema_sdl
 
@@ -72,6 +96,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     commands.add_parser("migrate", help="apply PostgreSQL and ClickHouse migrations and exit")
+    worker = commands.add_parser("worker", help="run the period-end worker (also runs inside `kobo serve`)")
+    worker.add_argument("--once", action="store_true", help="close every due period once, then exit")
     schema = commands.add_parser("schema", help="write the GraphQL schema (SDL) generated from the code")
     schema.add_argument("--output", default="-", help="a file path, or - for stdout (default)")
     keys = commands.add_parser("keys", help="API keys")
@@ -90,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings, args.host, args.port)
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "worker":
+        return asyncio.run(_worker(settings, args.once))
     if args.command == "schema":
         return _schema(args.output)
     if args.command == "keys":

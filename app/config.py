@@ -18,6 +18,8 @@ class Settings:
     database_url: str | None
     clickhouse_url: str | None
     log_level: str = "info"
+    worker_in_serve: bool = True
+    worker_interval_seconds: float = 30.0
 
     @property
     def embedded_postgres_dir(self) -> Path:
@@ -36,4 +38,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         database_url=env.get("DATABASE_URL") or None,
         clickhouse_url=env.get("CLICKHOUSE_URL") or None,
         log_level=env.get("KOBO_LOG_LEVEL", "info"),
+        worker_in_serve=env.get("KOBO_WORKER", "1").lower() not in {"0", "false", "no", "off"},
+        worker_interval_seconds=float(env.get("KOBO_WORKER_INTERVAL", "30")),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from app.config import Settings, load_settings
 from app.graphql.context import build_context
 from app.graphql.schema import schema
 from app.runtime import Runtime, open_runtime
-from app.usage import jsonenc
+from app.usage import jsonenc, rest
 
 log = logging.getLogger("kobo")
 
@@ -69,10 +70,20 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             app.state.runtime = runtime
             yield
             return
-        app.state.runtime = await open_runtime(settings or load_settings())
+        current = settings or load_settings()
+        app.state.runtime = await open_runtime(current)
+        stop = asyncio.Event()
+        worker = None
+        if current.worker_in_serve:
+            from app.invoices.worker import run_forever
+
+            worker = asyncio.create_task(run_forever(app.state.runtime, current.worker_interval_seconds, stop))
         try:
             yield
         finally:
+            stop.set()
+            if worker is not None:
+                await worker
             await app.state.runtime.close()
 
     graphql_app = KoboGraphQL(lambda request: request.app.state.runtime)
@@ -100,6 +111,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         [
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *rest.routes(),  # POST /v1/events, GET /v1/openapi.json
         ]
     )
     return app

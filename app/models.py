@@ -5,8 +5,9 @@ from app.db import Base
 from app.invoices.models import Invoice, InvoiceSequence, LineItem
 from app.metrics.models import Metric
 from app.organizations.models import ApiKey, Organization, OrganizationSettings
+from app.outbox.models import OutboxEvent
 from app.plans.models import Plan, Price, PriceOverride
-from app.subscriptions.models import Subscription
+from app.subscriptions.models import Subscription, SubscriptionPause, SubscriptionPhase
 from app.usage.models import EventClaim
 
 __all__ = [
@@ -19,9 +20,12 @@ __all__ = [
     "LineItem",
     "Metric",
     "Organization",
+    "OutboxEvent",
     "OrganizationSettings",
     "Plan",
     "Price",
     "PriceOverride",
     "Subscription",
+    "SubscriptionPause",
+    "SubscriptionPhase",
 ]

@@ -87,7 +87,8 @@ class Repository(Generic[M]):
             return None
         statement = self.select().where(self.model.id == key)
         if for_update:
-            statement = statement.with_for_update()
+            # A row read earlier in this session must be refreshed once locked, or a decision is made on stale state.
+            statement = statement.with_for_update().execution_options(populate_existing=True)
         return await self.db.scalar(statement)
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[M | None]:

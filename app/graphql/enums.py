@@ -11,6 +11,7 @@ from app.metrics.models import Aggregation
 from app.plans.pricing import PricingModel
 from app.subscriptions.periods import BillingPeriod
 from app.subscriptions.service import SubscriptionStatus
+from app.subscriptions.timeline import BillingAnchor
 
 
 class Granularity(str, enum.Enum):
@@ -31,3 +32,8 @@ InvoiceStatusEnum = strawberry.enum(
     InvoiceStatus, name="InvoiceStatus", description="DRAFT → FINALIZED → PAID; DRAFT or FINALIZED → VOID."
 )
 GranularityEnum = strawberry.enum(Granularity, name="Granularity", description="The width of a usage bucket, in UTC.")
+BillingAnchorEnum = strawberry.enum(
+    BillingAnchor,
+    name="BillingAnchor",
+    description="START_DATE: whole periods from the start date. CALENDAR: calendar periods, the first one prorated.",
+)

@@ -14,7 +14,7 @@ from app.invoices.repository import InvoiceRepository, LineItemRepository
 from app.metrics.repository import MetricRepository
 from app.plans.overrides import PriceOverrideRepository
 from app.plans.repository import PlanRepository, PriceRepository
-from app.subscriptions.repository import SubscriptionRepository
+from app.subscriptions.repository import PauseRepository, PhaseRepository, SubscriptionRepository
 from app.tenancy import Scope
 
 V = TypeVar("V")
@@ -43,6 +43,12 @@ class Loaders:
         self.invoices_by_subscription_id: DataLoader[uuid.UUID, Any] = _loader(invoices.by_subscription_ids)
         self.price_overrides_by_customer_id: DataLoader[uuid.UUID, Any] = _loader(
             PriceOverrideRepository(db, scope).by_customer_ids
+        )
+        self.phases_by_subscription_id: DataLoader[uuid.UUID, Any] = _loader(
+            PhaseRepository(db, scope).by_subscription_ids
+        )
+        self.pauses_by_subscription_id: DataLoader[uuid.UUID, Any] = _loader(
+            PauseRepository(db, scope).by_subscription_ids
         )
         self.line_items_by_invoice_id: DataLoader[uuid.UUID, Any] = _loader(
             LineItemRepository(db, scope).by_invoice_ids

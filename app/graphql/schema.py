@@ -13,12 +13,23 @@ from app.graphql.scalars import SCALAR_MAP
 from app.invoices.schema import InvoiceMutation, InvoiceQuery
 from app.metrics.schema import MetricMutation, MetricQuery
 from app.organizations.schema import OrganizationMutation, OrganizationQuery
+from app.outbox.schema import OutboxQuery
 from app.plans.schema import PlanMutation, PlanQuery
 from app.subscriptions.schema import SubscriptionMutation, SubscriptionQuery
 from app.usage.schema import UsageMutation, UsageQuery
 
 Query = merge_types(
-    "Query", (OrganizationQuery, CustomerQuery, MetricQuery, PlanQuery, SubscriptionQuery, InvoiceQuery, UsageQuery)
+    "Query",
+    (
+        OrganizationQuery,
+        CustomerQuery,
+        MetricQuery,
+        PlanQuery,
+        SubscriptionQuery,
+        InvoiceQuery,
+        UsageQuery,
+        OutboxQuery,
+    ),
 )
 Mutation = merge_types(
     "Mutation",

@@ -27,6 +27,7 @@ class InvoiceRepository(Repository[Invoice]):
                 Invoice.status != InvoiceStatus.VOID.value,
             )
             .with_for_update()
+            .execution_options(populate_existing=True)
         )
         return await self.db.scalar(statement)
 

@@ -29,3 +29,30 @@ class Subscription(TenantMixin, Base):
     paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     canceled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    billing_anchor: Mapped[str] = mapped_column(String(16), default="START_DATE", server_default="START_DATE")
+    billing_period: Mapped[str] = mapped_column(String(16))
+    pending_plan_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("plans.id"), nullable=True)
+
+
+class SubscriptionPhase(TenantMixin, Base):
+    """A stretch of a subscription's life on one plan: [starts_at, ends_at). A plan change closes one, opens the next;
+    an invoice period that spans a change is billed per phase."""
+
+    __tablename__ = "subscription_phases"
+    __table_args__ = (Index(None, "subscription_id", "starts_at"),)
+
+    subscription_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    plan_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("plans.id"))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SubscriptionPause(TenantMixin, Base):
+    """An interval in which the subscription was paused: its usage is kept but not charged."""
+
+    __tablename__ = "subscription_pauses"
+    __table_args__ = (Index(None, "subscription_id", "paused_at"),)
+
+    subscription_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    paused_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from app.plans.models import Price
-from app.subscriptions.models import Subscription
+from app.subscriptions.models import Subscription, SubscriptionPause, SubscriptionPhase
 from app.tenancy import Repository
 
 LIVE_STATUSES = ("TRIALING", "ACTIVE", "PAUSED")
@@ -25,3 +26,44 @@ class SubscriptionRepository(Repository[Subscription]):
             .where(Subscription.customer_id == customer_id, Subscription.status.in_(LIVE_STATUSES))
         )
         return set(await self.db.scalars(statement))
+
+    async def live_metric_ids_excluding(self, customer_id: uuid.UUID, subscription_id: uuid.UUID) -> set[uuid.UUID]:
+        statement = (
+            self.select(Price.metric_id)
+            .select_from(Subscription)
+            .join(Price, Price.plan_id == Subscription.plan_id)
+            .where(
+                Subscription.customer_id == customer_id,
+                Subscription.status.in_(LIVE_STATUSES),
+                Subscription.id != subscription_id,
+            )
+        )
+        return set(await self.db.scalars(statement))
+
+
+class PhaseRepository(Repository[SubscriptionPhase]):
+    model = SubscriptionPhase
+
+    async def by_subscription_ids(self, ids: Sequence[uuid.UUID]) -> list[list[SubscriptionPhase]]:
+        return await self.children_of(SubscriptionPhase.subscription_id, ids, SubscriptionPhase.starts_at)
+
+    async def close_open(self, subscription_id: uuid.UUID, at: datetime) -> None:
+        await self.db.execute(
+            self.update()
+            .where(SubscriptionPhase.subscription_id == subscription_id, SubscriptionPhase.ends_at.is_(None))
+            .values(ends_at=at)
+        )
+
+
+class PauseRepository(Repository[SubscriptionPause]):
+    model = SubscriptionPause
+
+    async def by_subscription_ids(self, ids: Sequence[uuid.UUID]) -> list[list[SubscriptionPause]]:
+        return await self.children_of(SubscriptionPause.subscription_id, ids, SubscriptionPause.paused_at)
+
+    async def close_open(self, subscription_id: uuid.UUID, at: datetime) -> None:
+        await self.db.execute(
+            self.update()
+            .where(SubscriptionPause.subscription_id == subscription_id, SubscriptionPause.resumed_at.is_(None))
+            .values(resumed_at=at)
+        )

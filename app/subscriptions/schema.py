@@ -37,7 +37,27 @@ class SubscriptionMutation:
             subscription = await service.resume_subscription(ctx, id)
         return SubscriptionType.from_model(subscription)
 
-    @strawberry.mutation(description="Cancel now, or at the end of the current period with atPeriodEnd: true.")
+    @strawberry.mutation(description="Undo a cancellation at period end, before that end.")
+    async def reactivate_subscription(self, info: Info[Any, Any], id: strawberry.ID) -> SubscriptionType:
+        async with mutation(info) as ctx:
+            subscription = await service.reactivate_subscription(ctx, id)
+        return SubscriptionType.from_model(subscription)
+
+    @strawberry.mutation(
+        description="Move to another plan (same currency and billing period): now, splitting the current period's"
+        " usage and base fee at this instant, or from the next period with atPeriodEnd: true."
+    )
+    async def change_subscription_plan(
+        self, info: Info[Any, Any], id: strawberry.ID, plan_id: strawberry.ID, at_period_end: bool | None = False
+    ) -> SubscriptionType:
+        async with mutation(info) as ctx:
+            subscription = await service.change_plan(ctx, id, plan_id, at_period_end=bool(at_period_end))
+        return SubscriptionType.from_model(subscription)
+
+    @strawberry.mutation(
+        description="Cancel now (the partial period gets its final invoice at once), or at the end of the current"
+        " period with atPeriodEnd: true."
+    )
     async def cancel_subscription(
         self, info: Info[Any, Any], id: strawberry.ID, at_period_end: bool | None = False
     ) -> SubscriptionType:

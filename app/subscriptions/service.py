@@ -1,18 +1,26 @@
-"""Subscription lifecycle: creation on a plan, pause, resume and cancel, with illegal transitions as CONFLICT."""
+"""Subscription lifecycle: start, trial, pause and resume, cancel (now or at period end), reactivate, change plan.
+
+Every transition locks the subscription row, writes its history (phases, pauses) and an outbox event in the same
+transaction; an illegal one is CONFLICT naming the current state.
+"""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from app.customers.repository import CustomerRepository
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
+from app.outbox.service import record
+from app.plans.models import Plan
 from app.plans.repository import PlanRepository, PriceRepository
 from app.services import ServiceContext
 from app.subscriptions.models import Subscription
-from app.subscriptions.periods import BillingPeriod, ensure_utc, period_containing
-from app.subscriptions.repository import SubscriptionRepository
+from app.subscriptions.periods import BillingPeriod, ensure_utc
+from app.subscriptions.repository import PauseRepository, PhaseRepository, SubscriptionRepository
+from app.subscriptions.timeline import BillingAnchor, PhaseSpan, Timeline
 
 
 class SubscriptionStatus(str, enum.Enum):
@@ -22,11 +30,32 @@ class SubscriptionStatus(str, enum.Enum):
     CANCELED = "CANCELED"
 
 
+LIVE = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED)
+
+
 @dataclass(frozen=True, slots=True)
 class NewSubscription:
     customer_id: str
     plan_id: str
     start_date: datetime | None = None
+    billing_anchor: BillingAnchor = BillingAnchor.START_DATE
+
+
+def _payload(subscription: Subscription, **more: Any) -> dict[str, Any]:
+    return {"status": subscription.status, "planId": str(subscription.plan_id), **more}
+
+
+async def _plan_metrics(ctx: ServiceContext, plan: Plan) -> set[Any]:
+    (prices,) = await PriceRepository(ctx.db, ctx.scope).by_plan_ids([plan.id])
+    return {price.metric_id for price in prices}
+
+
+def _metric_conflict(field: str) -> Conflict:
+    return Conflict(
+        "The customer already has a live subscription that prices the same metric; cancel it or change its plan"
+        " so that no usage is billed twice.",
+        field=field,
+    )
 
 
 async def create_subscription(ctx: ServiceContext, data: NewSubscription) -> Subscription:
@@ -37,28 +66,36 @@ async def create_subscription(ctx: ServiceContext, data: NewSubscription) -> Sub
     if plan is None:
         raise NotFound(f"No plan with id {data.plan_id!r}.", field="input.planId")
     subscriptions = SubscriptionRepository(ctx.db, ctx.scope)
-    (prices,) = await PriceRepository(ctx.db, ctx.scope).by_plan_ids([plan.id])
-    overlap = {price.metric_id for price in prices} & await subscriptions.live_metric_ids(customer.id)
-    if overlap:
-        raise Conflict(
-            "The customer already has a live subscription that prices the same metric; cancel it or change its plan"
-            " so that no usage is billed twice.",
-            field="input.planId",
-        )
+    if await _plan_metrics(ctx, plan) & await subscriptions.live_metric_ids(customer.id):
+        raise _metric_conflict("input.planId")
     now = ctx.clock.now()
     anchor = ensure_utc(data.start_date, "input.startDate") if data.start_date is not None else now
-    period = period_containing(anchor, BillingPeriod(plan.billing_period), max(anchor, now))
     trial_ends_at = anchor + timedelta(days=plan.trial_period_days) if plan.trial_period_days else None
+    timeline = Timeline(
+        anchor,
+        BillingPeriod(plan.billing_period),
+        data.billing_anchor,
+        trial_ends_at,
+        None,
+        (PhaseSpan(plan.id, anchor, None),),
+    )
+    period = timeline.period_at(now)
     trialing = trial_ends_at is not None and trial_ends_at > now
-    return subscriptions.new(
+    subscription = subscriptions.new(
         customer_id=customer.id,
         plan_id=plan.id,
         status=(SubscriptionStatus.TRIALING if trialing else SubscriptionStatus.ACTIVE).value,
         anchor=anchor,
+        billing_anchor=data.billing_anchor.value,
+        billing_period=plan.billing_period,
         current_period_start=period.start,
         current_period_end=period.end,
         trial_ends_at=trial_ends_at,
+        cancel_at_period_end=False,
     )
+    PhaseRepository(ctx.db, ctx.scope).new(subscription_id=subscription.id, plan_id=plan.id, starts_at=anchor)
+    record(ctx, "subscription.created", subscription.id, _payload(subscription, customerId=str(customer.id)))
+    return subscription
 
 
 async def get_subscription(ctx: ServiceContext, subscription_id: str, *, for_update: bool = False) -> Subscription:
@@ -72,12 +109,20 @@ def _illegal(subscription: Subscription, action: str) -> Conflict:
     return Conflict(f"Cannot {action} a subscription that is {subscription.status}.", field="id")
 
 
+def _running_status(subscription: Subscription, now: datetime) -> SubscriptionStatus:
+    trialing = subscription.trial_ends_at is not None and subscription.trial_ends_at > now
+    return SubscriptionStatus.TRIALING if trialing else SubscriptionStatus.ACTIVE
+
+
 async def pause_subscription(ctx: ServiceContext, subscription_id: str) -> Subscription:
     subscription = await get_subscription(ctx, subscription_id, for_update=True)
     if subscription.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
         raise _illegal(subscription, "pause")
+    now = ctx.clock.now()
     subscription.status = SubscriptionStatus.PAUSED.value
-    subscription.paused_at = ctx.clock.now()
+    subscription.paused_at = now
+    PauseRepository(ctx.db, ctx.scope).new(subscription_id=subscription.id, paused_at=now)
+    record(ctx, "subscription.paused", subscription.id, _payload(subscription))
     return subscription
 
 
@@ -86,20 +131,89 @@ async def resume_subscription(ctx: ServiceContext, subscription_id: str) -> Subs
     if subscription.status != SubscriptionStatus.PAUSED:
         raise _illegal(subscription, "resume")
     now = ctx.clock.now()
-    trialing = subscription.trial_ends_at is not None and subscription.trial_ends_at > now
-    subscription.status = (SubscriptionStatus.TRIALING if trialing else SubscriptionStatus.ACTIVE).value
+    subscription.status = _running_status(subscription, now).value
     subscription.paused_at = None
+    await PauseRepository(ctx.db, ctx.scope).close_open(subscription.id, now)
+    record(ctx, "subscription.resumed", subscription.id, _payload(subscription))
     return subscription
 
 
 async def cancel_subscription(ctx: ServiceContext, subscription_id: str, *, at_period_end: bool) -> Subscription:
+    """At period end: the worker ends it when the period closes (``reactivateSubscription`` undoes that before then).
+    Now: it ends at once and the partial period gets its final invoice, finalized in this same transaction."""
+    from app.invoices.billing import close_period
+
     subscription = await get_subscription(ctx, subscription_id, for_update=True)
     if subscription.status == SubscriptionStatus.CANCELED:
         raise _illegal(subscription, "cancel")
     if at_period_end:
         subscription.cancel_at_period_end = True
+        record(ctx, "subscription.cancel_scheduled", subscription.id, _payload(subscription))
         return subscription
+    now = max(ctx.clock.now(), subscription.current_period_start)
     subscription.status = SubscriptionStatus.CANCELED.value
-    subscription.canceled_at = ctx.clock.now()
+    subscription.canceled_at = now
     subscription.cancel_at_period_end = False
+    await PhaseRepository(ctx.db, ctx.scope).close_open(subscription.id, now)
+    await PauseRepository(ctx.db, ctx.scope).close_open(subscription.id, now)
+    await close_period(ctx, [subscription], {subscription.id: now})
+    subscription.current_period_end = now
+    record(ctx, "subscription.canceled", subscription.id, _payload(subscription))
     return subscription
+
+
+async def reactivate_subscription(ctx: ServiceContext, subscription_id: str) -> Subscription:
+    subscription = await get_subscription(ctx, subscription_id, for_update=True)
+    if subscription.status == SubscriptionStatus.CANCELED or not subscription.cancel_at_period_end:
+        state = subscription.status if subscription.status == SubscriptionStatus.CANCELED else "not set to cancel"
+        raise Conflict(
+            f"Only a subscription set to cancel at period end can be reactivated; this one is {state}.", field="id"
+        )
+    subscription.cancel_at_period_end = False
+    record(ctx, "subscription.reactivated", subscription.id, _payload(subscription))
+    return subscription
+
+
+async def change_plan(ctx: ServiceContext, subscription_id: str, plan_id: str, *, at_period_end: bool) -> Subscription:
+    """Now: the period is split at this instant (usage and base fee on each side priced by its own plan).
+    At period end: the next period starts on the new plan."""
+    subscription = await get_subscription(ctx, subscription_id, for_update=True)
+    if subscription.status == SubscriptionStatus.CANCELED:
+        raise _illegal(subscription, "change the plan of")
+    plan = await PlanRepository(ctx.db, ctx.scope).get(plan_id)
+    if plan is None:
+        raise NotFound(f"No plan with id {plan_id!r}.", field="planId")
+    current = await PlanRepository(ctx.db, ctx.scope).get(subscription.plan_id)
+    assert current is not None
+    if plan.id == current.id:
+        raise Conflict("The subscription is already on that plan.", field="planId")
+    if (plan.currency, plan.billing_period) != (current.currency, current.billing_period):
+        raise InvalidInput(
+            "Change to a plan with the same currency and billing period"
+            f" ({current.currency}, {current.billing_period}); to move to another, cancel and subscribe anew.",
+            field="planId",
+        )
+    others = await SubscriptionRepository(ctx.db, ctx.scope).live_metric_ids_excluding(
+        subscription.customer_id, subscription.id
+    )
+    if await _plan_metrics(ctx, plan) & others:
+        raise _metric_conflict("planId")
+    if at_period_end:
+        subscription.pending_plan_id = plan.id
+        record(
+            ctx, "subscription.plan_change_scheduled", subscription.id, _payload(subscription, newPlanId=str(plan.id))
+        )
+        return subscription
+    now = max(ctx.clock.now(), subscription.current_period_start)
+    await switch_plan(ctx, subscription, plan.id, now)
+    return subscription
+
+
+async def switch_plan(ctx: ServiceContext, subscription: Subscription, plan_id: Any, at: datetime) -> None:
+    phases = PhaseRepository(ctx.db, ctx.scope)
+    await phases.close_open(subscription.id, at)
+    phases.new(subscription_id=subscription.id, plan_id=plan_id, starts_at=at)
+    previous = subscription.plan_id
+    subscription.plan_id = plan_id
+    subscription.pending_plan_id = None
+    record(ctx, "subscription.plan_changed", subscription.id, _payload(subscription, previousPlanId=str(previous)))

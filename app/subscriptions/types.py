@@ -7,14 +7,37 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from app.graphql.enums import SubscriptionStatusEnum
+from app.graphql.enums import BillingAnchorEnum, BillingPeriodEnum, SubscriptionStatusEnum
 from app.plans.types import PlanType
-from app.subscriptions.models import Subscription
+from app.subscriptions.models import Subscription, SubscriptionPhase
+from app.subscriptions.periods import BillingPeriod
 from app.subscriptions.service import NewSubscription, SubscriptionStatus
+from app.subscriptions.timeline import BillingAnchor
 
 if TYPE_CHECKING:
     from app.customers.types import CustomerType
     from app.invoices.types import InvoiceType
+
+
+@strawberry.type(name="SubscriptionPhase", description="A stretch [startsAt, endsAt) of a subscription on one plan.")
+class SubscriptionPhaseType:
+    starts_at: datetime
+    ends_at: datetime | None
+    plan_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field
+    async def plan(self, info: Info[Any, Any]) -> PlanType:
+        return PlanType.from_model(await info.context.loaders.plan_by_id.load(self.plan_id))
+
+    @classmethod
+    def from_model(cls, row: SubscriptionPhase) -> SubscriptionPhaseType:
+        return cls(starts_at=row.starts_at, ends_at=row.ends_at, plan_id=row.plan_id)
+
+
+@strawberry.type(name="SubscriptionPause", description="A pause: [pausedAt, resumedAt).")
+class SubscriptionPauseType:
+    paused_at: datetime
+    resumed_at: datetime | None
 
 
 @strawberry.type(name="Subscription", description="A customer on a plan, moving through billing periods.")
@@ -28,9 +51,28 @@ class SubscriptionType:
     paused_at: datetime | None
     canceled_at: datetime | None
     cancel_at_period_end: bool
+    billing_anchor: BillingAnchorEnum
+    billing_period: BillingPeriodEnum
     created_at: datetime
     customer_id: strawberry.Private[uuid.UUID]
     plan_id: strawberry.Private[uuid.UUID]
+    pending_plan_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field(description="The plan the next period starts on, when a change at period end is scheduled.")
+    async def pending_plan(self, info: Info[Any, Any]) -> PlanType | None:
+        if self.pending_plan_id is None:
+            return None
+        return PlanType.from_model(await info.context.loaders.plan_by_id.load(self.pending_plan_id))
+
+    @strawberry.field(description="Stretches of the subscription's life on one plan, oldest first.")
+    async def phases(self, info: Info[Any, Any]) -> list[SubscriptionPhaseType]:
+        rows = await info.context.loaders.phases_by_subscription_id.load(uuid.UUID(self.id))
+        return [SubscriptionPhaseType.from_model(row) for row in rows]
+
+    @strawberry.field(description="Intervals in which the subscription was paused (usage kept, not charged).")
+    async def pauses(self, info: Info[Any, Any]) -> list[SubscriptionPauseType]:
+        rows = await info.context.loaders.pauses_by_subscription_id.load(uuid.UUID(self.id))
+        return [SubscriptionPauseType(paused_at=row.paused_at, resumed_at=row.resumed_at) for row in rows]
 
     @strawberry.field
     async def customer(self, info: Info[Any, Any]) -> Annotated[CustomerType, strawberry.lazy("app.customers.types")]:
@@ -63,9 +105,12 @@ class SubscriptionType:
             paused_at=row.paused_at,
             canceled_at=row.canceled_at,
             cancel_at_period_end=row.cancel_at_period_end,
+            billing_anchor=BillingAnchor(row.billing_anchor),
+            billing_period=BillingPeriod(row.billing_period),
             created_at=row.created_at,
             customer_id=row.customer_id,
             plan_id=row.plan_id,
+            pending_plan_id=row.pending_plan_id,
         )
 
 
@@ -74,6 +119,10 @@ class CreateSubscriptionInput:
     customer_id: strawberry.ID
     plan_id: strawberry.ID
     start_date: datetime | None = None
+    billing_anchor: BillingAnchorEnum | None = strawberry.field(
+        default=BillingAnchor.START_DATE, description="START_DATE (default) or CALENDAR."
+    )
 
     def to_domain(self) -> NewSubscription:
-        return NewSubscription(self.customer_id, self.plan_id, self.start_date)
+        anchor = BillingAnchor(self.billing_anchor or BillingAnchor.START_DATE)
+        return NewSubscription(self.customer_id, self.plan_id, self.start_date, anchor)

@@ -39,6 +39,7 @@ MAX_BATCH = 1000
 MAX_KEY_LENGTH = 255
 MAX_NAME_LENGTH = 200
 _POLL_SECONDS = 0.05
+_PG_DOWN = "The billing database is unavailable; no event of this request was acknowledged. Retry it."
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +122,12 @@ class Ingestor:
     async def _prepare(
         self, scope: Scope, batch: Sequence[IncomingEvent], received_at: datetime, field: str
     ) -> dict[str, _Prepared]:
-        async with open_db(self.sessionmaker) as db:
-            customers = await CustomerRepository(db, scope).resolve_refs({event.customer for event in batch})
+        try:
+            async with open_db(self.sessionmaker) as db:
+                customers = await CustomerRepository(db, scope).resolve_refs({event.customer for event in batch})
+        except (DBAPIError, OSError) as exc:
+            log.exception("customer lookup failed")
+            raise StoreUnavailable(_PG_DOWN) from exc
         prepared: dict[str, _Prepared] = {}
         for index, event in enumerate(batch):
             customer = customers.get(event.customer)
@@ -202,11 +207,7 @@ class Ingestor:
                     continue
                 if isinstance(exc, OperationalError) or exc.connection_invalidated or not deadlock:
                     log.exception("claim transaction failed")
-                    raise StoreUnavailable(
-                        "The billing database is unavailable; no event of this request was acknowledged. Retry it."
-                    ) from exc
+                    raise StoreUnavailable(_PG_DOWN) from exc
             except OSError as exc:
-                raise StoreUnavailable(
-                    "The billing database is unavailable; no event of this request was acknowledged. Retry it."
-                ) from exc
+                raise StoreUnavailable(_PG_DOWN) from exc
         raise StoreUnavailable("The billing database is busy; retry the request.")

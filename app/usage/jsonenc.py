@@ -1,7 +1,9 @@
 """JSON for event properties, keeping numbers exact.
 
-GraphQL bodies are parsed with ``parse_float=Decimal`` so a property like ``1.10`` is never a binary float; orjson
-cannot write a Decimal as a JSON *number*, so bodies holding one take a small exact writer instead.
+GraphQL bodies (and REST bodies holding long numbers) are parsed with ``parse_float=Decimal`` so a property like
+``12345678901234.123456`` is never a binary float; orjson cannot write a Decimal as a JSON *number* (nor an integer
+beyond 64 bits), so it is tried first and, when it refuses, a small exact writer takes over. No Python walk over the
+value happens on the common path.
 """
 
 from __future__ import annotations
@@ -13,29 +15,34 @@ import orjson
 
 from app.money import format_decimal
 
+# Plain notation up to this many digits either side of the point; beyond it (``1E+999999999``) a JSON exponent,
+# which is still exact and cannot be blown up into a billion-character string.
+_PLAIN_EXPONENT = 60
 
-def _has_decimal(value: Any) -> bool:
-    if isinstance(value, Decimal):
-        return True
-    if isinstance(value, dict):
-        return any(_has_decimal(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_has_decimal(item) for item in value)
-    return False
+
+def _decimal(value: Decimal) -> str:
+    if not value.is_finite():
+        return "null"  # json.loads without parse_constant makes NaN/Infinity; orjson writes those floats as null
+    if abs(value.adjusted()) <= _PLAIN_EXPONENT and abs(value.as_tuple().exponent) <= _PLAIN_EXPONENT:  # type: ignore[arg-type]
+        return format_decimal(value)
+    return str(value)
 
 
 def _write(value: Any, sort_keys: bool) -> str:
     if isinstance(value, Decimal):
-        return format_decimal(value)
+        return _decimal(value)
     if isinstance(value, dict):
         items = sorted(value.items()) if sort_keys else value.items()
         return "{" + ",".join(f"{orjson.dumps(str(k)).decode()}:{_write(v, sort_keys)}" for k, v in items) + "}"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "[" + ",".join(_write(item, sort_keys) for item in value) + "]"
+    if type(value) is int:
+        return str(value)  # exact at any size; orjson stops at 64 bits
     return orjson.dumps(value).decode()
 
 
 def dumps(value: Any, *, sort_keys: bool = False) -> str:
-    if not _has_decimal(value):
+    try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0).decode()
-    return _write(value, sort_keys)
+    except orjson.JSONEncodeError:  # a Decimal or a big integer somewhere inside
+        return _write(value, sort_keys)

@@ -1,0 +1,434 @@
+"""`POST /v1/events`: REST ingest beside GraphQL `ingestEvents`, and its OpenAPI document at `GET /v1/openapi.json`.
+
+One code path: the body becomes ``IncomingEvent`` values and goes through ``Ingestor.ingest``, so the key namespace,
+the limits and every rule of invariant 1 are the GraphQL mutation's. What is REST's own:
+
+- snake_case fields (``event_name``, ``customer_id``, ``idempotency_key``, ``timestamp``, ``properties``), and error
+  fields in the same spelling (the Ingestor's ``events.3.customerId`` is answered as ``events.3.customer_id``);
+- a body size limit checked while the body is read (Content-Length first, then the bytes actually received);
+- JSON errors ``{"error": {"code", "message", "field"?}}`` with an HTTP status that says what happened.
+
+Numbers stay exact. orjson (fast) reads JSON numbers as binary floats, and a float's shortest text is the same
+decimal as the client's text only for at most 15 significant digits in the normal range. So the body is first scanned
+(one C regex) for a number with 16+ digits or a 3-digit exponent; only such a body is parsed by ``json.loads`` with
+``parse_float=Decimal``, exactly as GraphQL bodies are. Every other body takes orjson, and the floats it yields
+print back as the very decimals the client sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.auth import bearer_token
+from app.errors import InvalidInput, StoreUnavailable
+from app.usage.ingest import MAX_BATCH, IncomingEvent
+
+log = logging.getLogger("kobo.rest")
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+EVENT_FIELDS = ("event_name", "customer_id", "idempotency_key", "timestamp", "properties")
+_ALLOWED = frozenset(EVENT_FIELDS)
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+# A JSON number (it follows ':', ',' or '[') with 16+ digits, or with an exponent of 3+ digits: the only numbers
+# whose float would not print back as the same decimal. Text inside strings may match too; that only costs speed.
+_INEXACT_NUMBER = re.compile(rb"[:,\[]\s*-?(?:[0-9]\.?){16}|[:,\[]\s*-?[0-9][0-9.]*[eE][-+]?[0-9]{3}")
+_JSON = "application/json"
+
+
+class RestError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    if code == "INTERNAL" and status == 503:
+        error["retryable"] = True
+    return Response(orjson.dumps({"error": error}), status_code=status, media_type=_JSON, headers=headers)
+
+
+def snake_field(field: str | None) -> str | None:
+    """``events.3.customerId`` → ``events.3.customer_id``: the Ingestor names fields as GraphQL spells them."""
+    return _CAMEL.sub(lambda match: "_" + match.group(1).lower(), field) if field else field
+
+
+# --- the body ------------------------------------------------------------------------------------------------------
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` (declared, or streamed in chunks)."""
+    too_large = RestError(
+        413,
+        "BAD_USER_INPUT",
+        f"The body is larger than {limit // (1024 * 1024)} MiB; send at most {MAX_BATCH} events per request.",
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise too_large
+        except ValueError:
+            raise RestError(400, "BAD_USER_INPUT", "The Content-Length header is not a number.") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(body: bytes) -> Any:
+    """The document, numbers exact: floats from orjson only where they print back as the client's decimals."""
+    if not body.strip():
+        raise RestError(400, "BAD_USER_INPUT", 'The body is empty; send {"events": [...]} as JSON.')
+    if _INEXACT_NUMBER.search(body) is None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise RestError(400, "BAD_USER_INPUT", f"The body is not valid JSON: {exc}.") from None
+    try:
+        return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, an integer too long to convert
+        raise RestError(400, "BAD_USER_INPUT", f"The body is not valid JSON: {exc}.") from None
+
+
+def _timestamp(value: Any, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise InvalidInput('timestamp must be an RFC 3339 string, e.g. "2026-11-01T00:00:00Z".', field=field)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"{value!r} is not an RFC 3339 date-time (e.g. 2026-11-01T00:00:00Z).", field=field
+        ) from None
+    if parsed.tzinfo is None:
+        raise InvalidInput(f"{value!r} has no UTC offset; add Z or +01:00.", field=field)
+    return parsed.astimezone(UTC)
+
+
+def _missing(value: Any, name: str, field: str) -> InvalidInput:
+    if value is None:
+        return InvalidInput(f"{name} is required.", field=field)
+    return InvalidInput(f"{name} must be a string.", field=field)
+
+
+def incoming_events(document: Any) -> list[IncomingEvent]:
+    """The request's events as the Ingestor takes them; shape errors name the snake_case field."""
+    if type(document) is not dict:
+        raise InvalidInput('The body must be a JSON object: {"events": [...]}.')
+    events = document.get("events")
+    extra = sorted(key for key in document if key != "events")
+    if extra:
+        raise RestError(
+            400, "BAD_USER_INPUT", f'Unknown field {extra[0]!r}; the body is {{"events": [...]}}.', extra[0]
+        )
+    if type(events) is not list:
+        raise InvalidInput('"events" must be an array of events.' if events is not None else '"events" is required.')
+    if not 1 <= len(events) <= MAX_BATCH:
+        raise InvalidInput(f"Send between 1 and {MAX_BATCH} events per request (got {len(events)}).", field="events")
+    batch: list[IncomingEvent] = []
+    append = batch.append
+    for index, event in enumerate(events):
+        if type(event) is not dict:
+            raise InvalidInput("Each event must be a JSON object.", field=f"events.{index}")
+        if not event.keys() <= _ALLOWED:
+            unknown = sorted(event.keys() - _ALLOWED)[0]
+            hint = snake_field(unknown)
+            also = f" (did you mean {hint!r}?)" if hint in _ALLOWED and hint != unknown else ""
+            raise RestError(  # not InvalidInput: its field is answered as sent, not re-spelled
+                400,
+                "BAD_USER_INPUT",
+                f"Unknown field {unknown!r}{also}; an event has {', '.join(EVENT_FIELDS)}.",
+                f"events.{index}.{unknown}",
+            )
+        name = event.get("event_name")
+        customer = event.get("customer_id")
+        key = event.get("idempotency_key")
+        timestamp = event.get("timestamp")
+        if type(name) is not str:
+            raise _missing(name, "event_name", f"events.{index}.event_name")
+        if type(customer) is not str:
+            if type(customer) is not int:
+                raise _missing(customer, "customer_id", f"events.{index}.customer_id")
+            customer = str(customer)
+        if type(key) is not str:
+            raise _missing(key, "idempotency_key", f"events.{index}.idempotency_key")
+        if timestamp is not None:
+            timestamp = _timestamp(timestamp, f"events.{index}.timestamp")
+        append(IncomingEvent(name, customer, key, timestamp, event.get("properties")))
+    return batch
+
+
+# --- the endpoints -------------------------------------------------------------------------------------------------
+
+
+async def ingest_events(request: Request) -> Response:
+    runtime = request.app.state.runtime
+    try:
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
+            raise RestError(401, "UNAUTHENTICATED", "Send your API key as `Authorization: Bearer mk_test_…`.")
+        principal = await runtime.keys.resolve(token)
+        if principal is None:
+            raise RestError(401, "UNAUTHENTICATED", "That API key is not valid (unknown, revoked, or malformed).")
+        if "ingest" not in principal.scopes:
+            raise RestError(403, "FORBIDDEN", "This API key lacks the 'ingest' scope.")
+        batch = incoming_events(parse_json(await read_body(request)))
+        result = await runtime.ingestor.ingest(principal.scope, batch)
+    except RestError as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(exc.status, exc.code, exc.message, exc.field, headers)
+    except InvalidInput as exc:
+        field = snake_field(exc.field)
+        message = exc.message.replace(exc.field, field) if exc.field and field else exc.message
+        return error_response(400, exc.code, message, field)
+    except StoreUnavailable as exc:
+        message = exc.message
+        if "acknowledged" not in message:
+            message += " No event of this request was acknowledged; retry it as it is."
+        return error_response(503, "INTERNAL", message, headers={"Retry-After": "1"})
+    except (SQLAlchemyError, OSError):
+        log.exception("ingest: a store failed")
+        message = "The billing database is unavailable; no event of this request was acknowledged. Retry it."
+        return error_response(503, "INTERNAL", message, headers={"Retry-After": "1"})
+    except ClientDisconnect:
+        return Response(status_code=400)  # nobody is listening; nothing was read, so nothing was stored
+    except Exception:
+        reference = uuid.uuid4().hex[:16]
+        log.exception("ingest: unexpected error (request %s)", reference)
+        return error_response(500, "INTERNAL", f"Internal error; reference {reference} when reporting it.")
+    return Response(
+        orjson.dumps({"ingested": result.ingested, "duplicates": result.duplicates}),
+        status_code=202,
+        media_type=_JSON,
+    )
+
+
+async def openapi_document(request: Request) -> Response:
+    return Response(_OPENAPI_BYTES, media_type=_JSON)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/v1/events", ingest_events, methods=["POST"]),
+        Route("/v1/openapi.json", openapi_document, methods=["GET"]),
+    ]
+
+
+# --- the OpenAPI document ------------------------------------------------------------------------------------------
+
+
+def _error(description: str, example_code: str, example_message: str, field: str | None = None) -> dict[str, Any]:
+    example: dict[str, Any] = {"code": example_code, "message": example_message}
+    if field:
+        example["field"] = field
+    return {
+        "description": description,
+        "content": {_JSON: {"schema": {"$ref": "#/components/schemas/ErrorResponse"}, "example": {"error": example}}},
+    }
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Kobo REST API",
+        "version": "1",
+        "description": "Usage event ingest over REST. The rest of Kobo (customers, metrics, plans, subscriptions,"
+        " invoices, usage) is the GraphQL API at POST /graphql. Both share API keys and idempotency keys: an event"
+        " ingested here is a duplicate in `ingestEvents`, and the other way round.",
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}],
+    "paths": {
+        "/v1/events": {
+            "post": {
+                "operationId": "ingestEvents",
+                "summary": "Record 1..1000 usage events",
+                "description": "Each `idempotency_key` counts once per organization and mode, forever, whatever its"
+                " timestamp or body: the first accepted event wins, later ones are listed in `duplicates`. A retried"
+                " request answers the same. Any bad event (an unknown customer included) rejects the whole batch and"
+                f" stores nothing. The body may be at most {MAX_BODY_BYTES // (1024 * 1024)} MiB. A 202 means every"
+                " event in `ingested` is stored; any other status means no event of the request was acknowledged,"
+                " and the request can be retried as it is. Needs a key with the `ingest` scope.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        _JSON: {
+                            "schema": {"$ref": "#/components/schemas/IngestRequest"},
+                            "example": {
+                                "events": [
+                                    {
+                                        "event_name": "api_call",
+                                        "customer_id": "cus_42",
+                                        "idempotency_key": "req_8f14e45f",
+                                        "timestamp": "2026-11-01T12:00:00Z",
+                                        "properties": {"units": 3, "region": "eu"},
+                                    }
+                                ]
+                            },
+                        }
+                    },
+                },
+                "responses": {
+                    "202": {
+                        "description": "Accepted and stored: every key is in exactly one list, in request order.",
+                        "content": {
+                            _JSON: {
+                                "schema": {"$ref": "#/components/schemas/IngestResponse"},
+                                "example": {"ingested": ["req_8f14e45f"], "duplicates": []},
+                            }
+                        },
+                    },
+                    "400": _error(
+                        "Bad input (invalid JSON, a missing or wrong field, an unknown customer, 0 or more than 1000"
+                        " events); nothing was stored. `field` names the culprit.",
+                        "BAD_USER_INPUT",
+                        "Unknown customer 'cus_nobody': create it first (by id or externalId); nothing was stored.",
+                        "events.3.customer_id",
+                    ),
+                    "401": _error("No API key, or not a valid one.", "UNAUTHENTICATED", "That API key is not valid."),
+                    "403": _error(
+                        "The key lacks the `ingest` scope.", "FORBIDDEN", "This API key lacks the 'ingest' scope."
+                    ),
+                    "413": _error(
+                        "The body is larger than the limit; nothing was read or stored.",
+                        "BAD_USER_INPUT",
+                        "The body is larger than 5 MiB; send at most 1000 events per request.",
+                    ),
+                    "500": _error(
+                        "An unexpected error; nothing was acknowledged.",
+                        "INTERNAL",
+                        "Internal error; reference 3f2a9c1d0b7e4a55 when reporting it.",
+                    ),
+                    "503": _error(
+                        "A store is unavailable; no event of the request was acknowledged. Retry it as it is.",
+                        "INTERNAL",
+                        "The event store (ClickHouse) is unavailable; nothing was stored. Retry the request.",
+                    ),
+                },
+            }
+        }
+    },
+    "components": {
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key: `mk_test_…` (test mode) or `mk_live_…` (live mode), from `kobo keys create`.",
+            }
+        },
+        "schemas": {
+            "IngestRequest": {
+                "type": "object",
+                "required": ["events"],
+                "additionalProperties": False,
+                "properties": {
+                    "events": {
+                        "type": "array",
+                        "minItems": 1,
+                        "maxItems": MAX_BATCH,
+                        "items": {"$ref": "#/components/schemas/Event"},
+                    }
+                },
+            },
+            "Event": {
+                "type": "object",
+                "required": ["event_name", "customer_id", "idempotency_key"],
+                "additionalProperties": False,
+                "properties": {
+                    "event_name": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "customer_id": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 255,
+                        "description": "The customer's Kobo id, or its externalId.",
+                    },
+                    "idempotency_key": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 255,
+                        "description": "Counts once per organization and mode, forever (shared with GraphQL).",
+                    },
+                    "timestamp": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "RFC 3339 with an offset; defaults to the time of receipt.",
+                    },
+                    "properties": {
+                        "type": "object",
+                        "description": "Any JSON object. Numbers are kept exactly as sent (no binary rounding), so"
+                        " SUM/MAX/MINIMUM/AVERAGE metrics over them are exact.",
+                    },
+                },
+            },
+            "IngestResponse": {
+                "type": "object",
+                "required": ["ingested", "duplicates"],
+                "properties": {
+                    "ingested": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Keys counted by this request, in request order.",
+                    },
+                    "duplicates": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Keys counted before (or earlier in this batch), in request order.",
+                    },
+                },
+            },
+            "ErrorResponse": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": {
+                                "type": "string",
+                                "enum": ["BAD_USER_INPUT", "UNAUTHENTICATED", "FORBIDDEN", "INTERNAL"],
+                            },
+                            "message": {"type": "string"},
+                            "field": {
+                                "type": "string",
+                                "description": "The input at fault, as a path: `events.3.customer_id`.",
+                            },
+                            "retryable": {
+                                "type": "boolean",
+                                "description": "Present and true when a store was unavailable.",
+                            },
+                        },
+                    }
+                },
+            },
+        },
+    },
+}
+_OPENAPI_BYTES = orjson.dumps(OPENAPI)
