@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from app.db import open_db
+from app.invoices.worker import run_once
 from app.organizations.service import create_api_key
 from app.runtime import Runtime
 from app.tenancy import Mode
@@ -398,19 +399,19 @@ async def test_an_invoice_without_usage_totals_zero_at_the_currency_scale(api: A
 # --- period rollover ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Nothing advances a subscription's stored current period (no rollover, no period-end worker yet):"
-    " after the first period ends, the subscription still reports it and generateInvoice drafts it again.",
-)
-async def test_after_the_period_ends_generate_drafts_the_period_containing_now(api: Api, pinned: TestClock) -> None:
+async def test_after_the_period_ends_the_worker_moves_on_and_generate_drafts_the_next_period(
+    api: Api, pinned: TestClock, runtime: Runtime
+) -> None:
     # given a monthly subscription from 2025-03-10 12:00
     world = await api.billable()
     subscription_id = world["subscription"]["id"]
 
-    # when the clock is past the first period and the invoice is generated
+    # when the clock is past the first period (and its grace window) and the period-end worker has run
     pinned.set(datetime(2025, 4, 20, tzinfo=UTC))
+    await run_once(runtime)
     draft = await api.generate(subscription_id)
 
-    # then the draft is for the period containing now
+    # then the first period's invoice is finalized and the new draft is for the period containing now
     assert (draft["periodStart"], draft["periodEnd"]) == ("2025-04-10T12:00:00Z", "2025-05-10T12:00:00Z")
+    invoices = (await api.call(SUBSCRIPTION_INVOICES, {"id": subscription_id}))["subscription"]["invoices"]
+    assert [i["status"] for i in invoices] == ["FINALIZED", "DRAFT"]
