@@ -25,7 +25,7 @@ from factories import Api, Tenant
 from tests_support import new_tenant
 
 
-class TestClock:
+class SettableClock:
     """System time unless a test pins it (``clock.set``); reset after every test."""
 
     def __init__(self) -> None:
@@ -67,12 +67,12 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def clock() -> TestClock:
-    return TestClock()
+def clock() -> SettableClock:
+    return SettableClock()
 
 
 @pytest.fixture(autouse=True)
-def _reset_clock(clock: TestClock) -> Iterator[None]:
+def _reset_clock(clock: SettableClock) -> Iterator[None]:
     yield
     clock.pinned = None
 
@@ -89,7 +89,7 @@ async def database_url(store_dir: Path) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def runtime(database_url: str, store_dir: Path, clock: TestClock) -> AsyncIterator[Runtime]:
+async def runtime(database_url: str, store_dir: Path, clock: SettableClock) -> AsyncIterator[Runtime]:
     engine = make_engine(database_url)
     await migrate_postgres(engine)
     client = make_client(os.environ.get("CLICKHOUSE_URL"), store_dir / "clickhouse")

@@ -71,9 +71,9 @@ async def run_once(runtime: Runtime, *, batch_size: int = BATCH_SIZE) -> int:
             for scope, subscriptions in by_scope.items():
                 ctx = ServiceContext(db=db, scope=scope, events=runtime.events, clock=runtime.clock)
                 await close_periods(ctx, subscriptions)
-        closed += len(due)
-        if len(due) < batch_size:
+        if not due:  # a subscription several periods behind is due again at once: loop until none is
             break
+        closed += len(due)
     await _end_trials(runtime)
     return closed
 

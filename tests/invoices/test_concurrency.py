@@ -16,7 +16,7 @@ from app.runtime import Runtime
 from factories import FINALIZE, Api, GraphQLError, Tenant, events
 
 if TYPE_CHECKING:
-    from conftest import TestClock
+    from conftest import SettableClock
 
 SUBSCRIPTION_INVOICES = "query($id: ID!) { subscription(id: $id) { id invoices { id status number total } } }"
 
@@ -25,7 +25,7 @@ RACERS = 8
 
 
 @pytest.fixture
-def pinned(clock: TestClock) -> TestClock:
+def pinned(clock: SettableClock) -> SettableClock:
     clock.set(START)
     return clock
 
@@ -48,7 +48,7 @@ async def drafts(api: Api, count: int) -> list[dict[str, Any]]:
     return made
 
 
-async def test_concurrent_generate_calls_make_one_invoice(api: Api, pinned: TestClock) -> None:
+async def test_concurrent_generate_calls_make_one_invoice(api: Api, pinned: SettableClock) -> None:
     # given a subscription with 3 calls and no invoice yet
     world = await api.billable()
     subscription_id = world["subscription"]["id"]
@@ -65,7 +65,7 @@ async def test_concurrent_generate_calls_make_one_invoice(api: Api, pinned: Test
     assert [(i["id"], i["status"]) for i in await invoices_of(api, subscription_id)] == [(results[0]["id"], "DRAFT")]
 
 
-async def test_concurrent_generate_calls_after_a_void_make_one_new_draft(api: Api, pinned: TestClock) -> None:
+async def test_concurrent_generate_calls_after_a_void_make_one_new_draft(api: Api, pinned: SettableClock) -> None:
     # given a subscription whose first draft was voided
     world = await api.billable()
     subscription_id = world["subscription"]["id"]
@@ -83,7 +83,7 @@ async def test_concurrent_generate_calls_after_a_void_make_one_new_draft(api: Ap
 
 
 async def test_concurrent_finalizations_get_distinct_gapless_numbers(
-    api: Api, tenant: Tenant, pinned: TestClock
+    api: Api, tenant: Tenant, pinned: SettableClock
 ) -> None:
     # given 6 drafts in test mode and 3 in live mode of one organization
     live = api.with_key(tenant.live_key)
@@ -102,7 +102,7 @@ async def test_concurrent_finalizations_get_distinct_gapless_numbers(
     assert sorted(numbers[6:]) == [f"INV-{n:06d}" for n in range(1, 4)]
 
 
-async def test_concurrent_finalizations_of_one_draft_number_it_once(api: Api, pinned: TestClock) -> None:
+async def test_concurrent_finalizations_of_one_draft_number_it_once(api: Api, pinned: SettableClock) -> None:
     # given one draft
     (draft,) = await drafts(api, 1)
 
@@ -139,7 +139,7 @@ def _invoice_row(tenant: Tenant, subscription: dict[str, Any], status: str) -> I
 
 @pytest.mark.parametrize("status", ["DRAFT", "FINALIZED", "PAID"])
 async def test_the_database_refuses_a_second_live_invoice_for_a_period(
-    api: Api, tenant: Tenant, runtime: Runtime, pinned: TestClock, status: str
+    api: Api, tenant: Tenant, runtime: Runtime, pinned: SettableClock, status: str
 ) -> None:
     # given a subscription whose period has a draft
     world = await api.billable()
@@ -158,7 +158,7 @@ async def test_the_database_refuses_a_second_live_invoice_for_a_period(
 
 
 async def test_the_database_accepts_void_invoices_beside_the_live_one(
-    api: Api, tenant: Tenant, runtime: Runtime, pinned: TestClock
+    api: Api, tenant: Tenant, runtime: Runtime, pinned: SettableClock
 ) -> None:
     # given a subscription whose period has a draft
     world = await api.billable()

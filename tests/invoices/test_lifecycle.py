@@ -18,7 +18,7 @@ from app.tenancy import Mode
 from factories import FINALIZE, GENERATE, INVOICE_FIELDS, MARK_PAID, VOID, Api, GraphQLError, Tenant, events
 
 if TYPE_CHECKING:
-    from conftest import TestClock
+    from conftest import SettableClock
 
 GET = f"query($id: ID!) {{ invoice(id: $id) {{ {INVOICE_FIELDS} voidedAt subscription {{ id }} }} }}"
 SUBSCRIPTION_INVOICES = "query($id: ID!) { subscription(id: $id) { id invoices { id status number total } } }"
@@ -37,7 +37,7 @@ async def other_tenant(runtime: Runtime) -> Tenant:
 
 
 @pytest.fixture
-def pinned(clock: TestClock) -> TestClock:
+def pinned(clock: SettableClock) -> SettableClock:
     """The clock pinned at START: subscriptions begin there and events without a timestamp land there."""
     clock.set(START)
     return clock
@@ -64,7 +64,7 @@ async def finalized(api: Api, subscription_id: str) -> dict[str, Any]:
 # --- drafts ---------------------------------------------------------------------------------------------------------
 
 
-async def test_generating_again_recomputes_the_same_draft(api: Api, pinned: TestClock) -> None:
+async def test_generating_again_recomputes_the_same_draft(api: Api, pinned: SettableClock) -> None:
     # given a ₦2-per-call subscription with 3 calls and its draft
     world = await api.billable()
     customer_id, subscription_id = world["customer"]["id"], world["subscription"]["id"]
@@ -85,7 +85,7 @@ async def test_generating_again_recomputes_the_same_draft(api: Api, pinned: Test
     assert [i["id"] for i in invoices] == [first["id"]]
 
 
-async def test_events_outside_the_period_or_of_other_customers_are_not_billed(api: Api, pinned: TestClock) -> None:
+async def test_events_outside_the_period_or_of_other_customers_are_not_billed(api: Api, pinned: SettableClock) -> None:
     # given a subscription whose period is [2025-03-10 12:00, 2025-04-10 12:00)
     world = await api.billable()
     customer_id = world["customer"]["id"]
@@ -110,7 +110,7 @@ async def test_events_outside_the_period_or_of_other_customers_are_not_billed(ap
 # --- finalize, pay, void --------------------------------------------------------------------------------------------
 
 
-async def test_after_finalize_generating_the_period_is_a_conflict(api: Api, pinned: TestClock) -> None:
+async def test_after_finalize_generating_the_period_is_a_conflict(api: Api, pinned: SettableClock) -> None:
     # given a finalized invoice
     world = await api.billable()
     final = await finalized(api, world["subscription"]["id"])
@@ -124,7 +124,7 @@ async def test_after_finalize_generating_the_period_is_a_conflict(api: Api, pinn
     assert "PAID" in await fails(api, GENERATE, {"id": world["subscription"]["id"]})
 
 
-async def test_after_voiding_a_finalized_invoice_the_period_gets_a_new_draft(api: Api, pinned: TestClock) -> None:
+async def test_after_voiding_a_finalized_invoice_the_period_gets_a_new_draft(api: Api, pinned: SettableClock) -> None:
     # given a finalized invoice for 3 calls
     world = await api.billable()
     await api.ingest(events(world["customer"]["id"], 3))
@@ -146,7 +146,7 @@ async def test_after_voiding_a_finalized_invoice_the_period_gets_a_new_draft(api
     assert sorted(i["status"] for i in statuses["invoices"]) == ["FINALIZED", "VOID"]
 
 
-async def test_pay_records_the_time_and_keeps_the_amounts(api: Api, pinned: TestClock) -> None:
+async def test_pay_records_the_time_and_keeps_the_amounts(api: Api, pinned: SettableClock) -> None:
     world = await api.billable()
     await api.ingest(events(world["customer"]["id"], 4))
     final = await finalized(api, world["subscription"]["id"])
@@ -162,7 +162,7 @@ async def test_pay_records_the_time_and_keeps_the_amounts(api: Api, pinned: Test
     )
 
 
-async def test_a_finalized_invoice_is_frozen_against_later_events(api: Api, pinned: TestClock) -> None:
+async def test_a_finalized_invoice_is_frozen_against_later_events(api: Api, pinned: SettableClock) -> None:
     # given a finalized invoice for 3 calls
     world = await api.billable()
     customer_id, subscription_id = world["customer"]["id"], world["subscription"]["id"]
@@ -182,7 +182,7 @@ async def test_a_finalized_invoice_is_frozen_against_later_events(api: Api, pinn
     assert (paid["subtotal"], paid["total"], paid["lineItems"]) == ("6", "6.00", final["lineItems"])
 
 
-async def test_finalize_recomputes_the_draft_with_the_latest_usage(api: Api, pinned: TestClock) -> None:
+async def test_finalize_recomputes_the_draft_with_the_latest_usage(api: Api, pinned: SettableClock) -> None:
     # given a draft for 1 call, then 4 more calls
     world = await api.billable()
     customer_id = world["customer"]["id"]
@@ -201,7 +201,7 @@ async def test_finalize_recomputes_the_draft_with_the_latest_usage(api: Api, pin
 
 
 async def test_numbers_are_sequential_per_organization_and_mode(
-    api: Api, tenant: Tenant, other_tenant: Tenant, http: httpx.AsyncClient, pinned: TestClock
+    api: Api, tenant: Tenant, other_tenant: Tenant, http: httpx.AsyncClient, pinned: SettableClock
 ) -> None:
     # given three subscriptions of one plan in test mode
     metric = await api.metric()
@@ -227,7 +227,7 @@ async def test_numbers_are_sequential_per_organization_and_mode(
     assert (await finalized(api, late["id"]))["number"] == "INV-000004"
 
 
-async def test_a_conflicting_finalize_consumes_no_number(api: Api, pinned: TestClock) -> None:
+async def test_a_conflicting_finalize_consumes_no_number(api: Api, pinned: SettableClock) -> None:
     # given an invoice already finalized as INV-000001
     first = await api.billable()
     final = await finalized(api, first["subscription"]["id"])
@@ -243,7 +243,7 @@ async def test_a_conflicting_finalize_consumes_no_number(api: Api, pinned: TestC
 # --- illegal transitions and unknown ids ----------------------------------------------------------------------------
 
 
-async def test_illegal_transitions_are_conflicts_naming_the_status(api: Api, pinned: TestClock) -> None:
+async def test_illegal_transitions_are_conflicts_naming_the_status(api: Api, pinned: SettableClock) -> None:
     # given one invoice in each state
     metric = await api.metric()
     plan = await api.plan(metric["id"])
@@ -293,7 +293,7 @@ async def test_generating_for_an_unknown_subscription_is_not_found(api: Api) -> 
     await fails(api, GENERATE, {"id": str(uuid.uuid4())}, "NOT_FOUND")
 
 
-async def test_an_invoice_of_the_other_mode_is_not_found(api: Api, tenant: Tenant, pinned: TestClock) -> None:
+async def test_an_invoice_of_the_other_mode_is_not_found(api: Api, tenant: Tenant, pinned: SettableClock) -> None:
     # given a draft made with the test key
     world = await api.billable()
     draft = await api.generate(world["subscription"]["id"])
@@ -309,7 +309,7 @@ async def test_an_invoice_of_the_other_mode_is_not_found(api: Api, tenant: Tenan
 # --- amounts --------------------------------------------------------------------------------------------------------
 
 
-async def test_lines_of_several_prices_and_metrics_sum_into_the_subtotal(api: Api, pinned: TestClock) -> None:
+async def test_lines_of_several_prices_and_metrics_sum_into_the_subtotal(api: Api, pinned: SettableClock) -> None:
     # given a plan pricing calls twice (per call, and per started pack of 10) and storage by the gigabyte
     customer = await api.customer()
     calls = await api.metric()
@@ -361,7 +361,7 @@ async def test_lines_of_several_prices_and_metrics_sum_into_the_subtotal(api: Ap
     ],
 )
 async def test_total_rounds_half_up_to_the_currency_minor_unit(
-    api: Api, pinned: TestClock, currency: str, unit_price: str, subtotal: str, total: str
+    api: Api, pinned: SettableClock, currency: str, unit_price: str, subtotal: str, total: str
 ) -> None:
     # given a plan in currency charging unit_price per call, and one call
     customer = await api.customer()
@@ -383,7 +383,7 @@ async def test_total_rounds_half_up_to_the_currency_minor_unit(
         assert (invoice["subtotal"], invoice["total"]) == (subtotal, total), invoice
 
 
-async def test_an_invoice_without_usage_totals_zero_at_the_currency_scale(api: Api, pinned: TestClock) -> None:
+async def test_an_invoice_without_usage_totals_zero_at_the_currency_scale(api: Api, pinned: SettableClock) -> None:
     # given a subscription without usage
     world = await api.billable()
 
@@ -400,7 +400,7 @@ async def test_an_invoice_without_usage_totals_zero_at_the_currency_scale(api: A
 
 
 async def test_after_the_period_ends_the_worker_moves_on_and_generate_drafts_the_next_period(
-    api: Api, pinned: TestClock, runtime: Runtime
+    api: Api, pinned: SettableClock, runtime: Runtime
 ) -> None:
     # given a monthly subscription from 2025-03-10 12:00
     world = await api.billable()

@@ -11,7 +11,7 @@ import pytest
 from factories import Api, GraphQLError, Tenant
 
 if TYPE_CHECKING:
-    from conftest import TestClock
+    from conftest import SettableClock
 
 SUBSCRIPTION_FIELDS = "id status currentPeriodStart currentPeriodEnd cancelAtPeriodEnd canceledAt pausedAt trialEndsAt"
 CREATE = (
@@ -72,7 +72,7 @@ async def conflict(api: Api, query: str, variables: dict[str, Any]) -> str:
     ],
 )
 async def test_first_period_starts_at_start_date_and_lasts_one_billing_period(
-    api: Api, clock: TestClock, billing_period: str, start: datetime, end: datetime
+    api: Api, clock: SettableClock, billing_period: str, start: datetime, end: datetime
 ) -> None:
     # given the clock at the start date and a plan billed every billing_period
     clock.set(start)
@@ -87,7 +87,7 @@ async def test_first_period_starts_at_start_date_and_lasts_one_billing_period(
     assert (subscription["currentPeriodStart"], subscription["currentPeriodEnd"]) == (wire(start), wire(end))
 
 
-async def test_start_date_defaults_to_now(api: Api, clock: TestClock) -> None:
+async def test_start_date_defaults_to_now(api: Api, clock: SettableClock) -> None:
     clock.set(utc(2025, 5, 20, 8, 30))
     subscription = await subscribed(api)
     assert (subscription["currentPeriodStart"], subscription["currentPeriodEnd"]) == (
@@ -111,7 +111,7 @@ async def test_start_date_defaults_to_now(api: Api, clock: TestClock) -> None:
     ],
 )
 async def test_monthly_periods_from_the_31st_follow_the_month_end_rule(
-    api: Api, clock: TestClock, start: datetime, now: datetime, period_start: datetime, period_end: datetime
+    api: Api, clock: SettableClock, start: datetime, now: datetime, period_start: datetime, period_end: datetime
 ) -> None:
     # given a monthly plan and the clock pinned after a startDate on the 31st
     clock.set(now)
@@ -139,7 +139,7 @@ async def test_monthly_periods_from_the_31st_follow_the_month_end_rule(
     ],
 )
 async def test_a_backdated_start_makes_the_period_containing_now_current(
-    api: Api, clock: TestClock, billing_period: str, period_start: datetime, period_end: datetime
+    api: Api, clock: SettableClock, billing_period: str, period_start: datetime, period_end: datetime
 ) -> None:
     # given the clock on 2025-03-20 15:00 and a startDate two months and more before it
     now = utc(2025, 3, 20, 15)
@@ -158,7 +158,7 @@ async def test_a_backdated_start_makes_the_period_containing_now_current(
     assert period_start <= now < period_end
 
 
-async def test_a_future_start_date_makes_the_first_period_current(api: Api, clock: TestClock) -> None:
+async def test_a_future_start_date_makes_the_first_period_current(api: Api, clock: SettableClock) -> None:
     clock.set(utc(2025, 3, 1))
     customer = await api.customer()
     plan = await api.plan((await api.metric())["id"], billingPeriod="WEEKLY")
@@ -171,7 +171,7 @@ async def test_a_future_start_date_makes_the_first_period_current(api: Api, cloc
     )
 
 
-async def test_a_start_date_with_an_offset_is_read_as_that_instant(api: Api, clock: TestClock) -> None:
+async def test_a_start_date_with_an_offset_is_read_as_that_instant(api: Api, clock: SettableClock) -> None:
     clock.set(utc(2025, 3, 10))
     customer = await api.customer()
     plan = await api.plan((await api.metric())["id"], billingPeriod="DAILY")
@@ -185,7 +185,7 @@ async def test_a_start_date_with_an_offset_is_read_as_that_instant(api: Api, clo
 # --- trials ---------------------------------------------------------------------------------------------------------
 
 
-async def test_a_plan_with_a_trial_starts_the_subscription_trialing(api: Api, clock: TestClock) -> None:
+async def test_a_plan_with_a_trial_starts_the_subscription_trialing(api: Api, clock: SettableClock) -> None:
     # given a plan with a 14-day trial
     clock.set(utc(2025, 6, 1))
 
@@ -197,7 +197,7 @@ async def test_a_plan_with_a_trial_starts_the_subscription_trialing(api: Api, cl
     assert subscription["trialEndsAt"] == "2025-06-15T00:00:00Z"
 
 
-async def test_a_trial_that_ended_before_now_starts_the_subscription_active(api: Api, clock: TestClock) -> None:
+async def test_a_trial_that_ended_before_now_starts_the_subscription_active(api: Api, clock: SettableClock) -> None:
     # given a 14-day trial and a startDate 20 days ago
     clock.set(utc(2025, 6, 21))
     customer = await api.customer()
@@ -213,7 +213,7 @@ async def test_a_trial_that_ended_before_now_starts_the_subscription_active(api:
 # --- pause, resume, cancel ------------------------------------------------------------------------------------------
 
 
-async def test_pause_then_resume_an_active_subscription(api: Api, clock: TestClock) -> None:
+async def test_pause_then_resume_an_active_subscription(api: Api, clock: SettableClock) -> None:
     # given an ACTIVE subscription
     clock.set(utc(2025, 3, 10))
     subscription = await subscribed(api)
@@ -235,7 +235,7 @@ async def test_pause_then_resume_an_active_subscription(api: Api, clock: TestClo
     assert resumed["currentPeriodStart"] == subscription["currentPeriodStart"]
 
 
-async def test_a_trialing_subscription_can_be_paused(api: Api, clock: TestClock) -> None:
+async def test_a_trialing_subscription_can_be_paused(api: Api, clock: SettableClock) -> None:
     clock.set(utc(2025, 3, 10))
     subscription = await subscribed(api, trialPeriodDays=30)
     assert subscription["status"] == "TRIALING"
@@ -245,7 +245,7 @@ async def test_a_trialing_subscription_can_be_paused(api: Api, clock: TestClock)
     assert paused["status"] == "PAUSED"
 
 
-async def test_resuming_after_the_trial_has_ended_makes_the_subscription_active(api: Api, clock: TestClock) -> None:
+async def test_resuming_after_the_trial_has_ended_makes_the_subscription_active(api: Api, clock: SettableClock) -> None:
     # given a TRIALING subscription paused during its trial
     clock.set(utc(2025, 3, 10))
     subscription = await subscribed(api, trialPeriodDays=7)
@@ -259,7 +259,7 @@ async def test_resuming_after_the_trial_has_ended_makes_the_subscription_active(
     assert resumed["status"] == "ACTIVE"
 
 
-async def test_cancel_now_ends_the_subscription(api: Api, clock: TestClock) -> None:
+async def test_cancel_now_ends_the_subscription(api: Api, clock: SettableClock) -> None:
     clock.set(utc(2025, 3, 10))
     subscription = await subscribed(api)
 
