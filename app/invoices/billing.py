@@ -127,3 +127,28 @@ async def close_period(
     for invoice, _ in pairs:
         await freeze(ctx, invoice)
     return [invoice for invoice, _ in pairs]
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    period_start: datetime
+    period_end: datetime
+    currency: str
+    lines: list[dict[str, object]]
+    tax_rate: Decimal | None
+    totals: drafts.Totals
+
+
+async def preview(ctx: ServiceContext, subscription: Subscription) -> Preview:
+    """The current period priced live from usage so far, without storing anything."""
+    catalog = drafts.Catalog(ctx)
+    history = await timelines(ctx, [subscription])
+    period = Period(subscription.current_period_start, subscription.current_period_end)
+    segments = history[subscription.id].segments(period)
+    bill = await drafts.prepare(ctx, catalog, "preview", subscription.customer_id, period.start, segments)
+    lines = drafts.price(bill, catalog, await drafts.measure(ctx, catalog, [bill]))
+    await catalog.load([subscription.plan_id])
+    currency = catalog.plans[subscription.plan_id].currency
+    tax_rate = await tax_rate_for(ctx, subscription.customer_id)
+    result = drafts.totals([line["amount"] for line in lines], currency, tax_rate)
+    return Preview(period.start, period.end, currency, lines, tax_rate, result)

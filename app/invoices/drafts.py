@@ -13,14 +13,17 @@ A customer's price override in effect at the period's start replaces the plan pr
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import Any
 
+from app.metrics.filters import as_spec
+from app.metrics.filters import describe as describe_filters
 from app.metrics.models import Aggregation, Metric
 from app.metrics.repository import MetricRepository
 from app.money import format_decimal, round_money
@@ -34,7 +37,10 @@ from app.subscriptions.timeline import ChargedSegment, Interval
 from app.usage.aggregation import MetricSpec
 from app.usage.store import Window
 
-QuantityKey = tuple[Hashable, int, uuid.UUID]
+QuantityKey = tuple[Hashable, int, tuple[uuid.UUID, str]]
+# Line amounts are exact and may hold more digits than the default 28-digit context keeps: sums and products of
+# amounts are taken in this one, so that round_money is the only rounding on an invoice.
+_WIDE = Context(prec=200, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +94,15 @@ class Catalog:
                 self.metrics[metric.id] = metric
 
 
-def metric_spec(metric: Metric) -> MetricSpec:
-    return MetricSpec(metric.event_name, Aggregation(metric.aggregation), metric.aggregation_property)
+def metric_spec(metric: Metric, price: Price | None = None) -> MetricSpec:
+    """The metric as the event store aggregates it; a price's own filters narrow it further."""
+    filters = as_spec(metric.filters, price.filters if price is not None else None)
+    return MetricSpec(metric.event_name, Aggregation(metric.aggregation), metric.aggregation_property, filters)
+
+
+def _usage_key(price: Price) -> tuple[uuid.UUID, str]:
+    """Prices of one metric with the same filters share one aggregation."""
+    return price.metric_id, json.dumps(price.filters or [], sort_keys=True)
 
 
 async def prepare(
@@ -120,22 +133,31 @@ async def prepare(
 
 
 async def measure(ctx: ServiceContext, catalog: Catalog, bills: Sequence[PeriodBill]) -> dict[QuantityKey, Decimal]:
-    """Every (bill, segment, metric) quantity, with one grouped event-store query per metric."""
-    windows: dict[uuid.UUID, list[Window]] = defaultdict(list)
+    """Every (bill, segment, metric + filters) quantity: one grouped event-store query per metric and filter set."""
+    windows: dict[tuple[uuid.UUID, str], list[Window]] = defaultdict(list)
+    specs: dict[tuple[uuid.UUID, str], MetricSpec] = {}
+    seen: set[QuantityKey] = set()
     for bill in bills:
         for index, segment in enumerate(bill.segments):
-            for metric_id in dict.fromkeys(price.metric_id for price in segment.prices):
-                windows[metric_id].append(Window((bill.key, index, metric_id), bill.customer_id, segment.intervals))
+            for plan_price in segment.prices:
+                usage = _usage_key(plan_price)
+                key = (bill.key, index, usage)
+                if key in seen:
+                    continue
+                seen.add(key)
+                specs[usage] = metric_spec(catalog.metrics[plan_price.metric_id], plan_price)
+                windows[usage].append(Window(key, bill.customer_id, segment.intervals))
     quantities: dict[QuantityKey, Decimal] = {}
-    for metric_id, metric_windows in windows.items():
-        found = await ctx.events.quantities(ctx.scope, metric_spec(catalog.metrics[metric_id]), metric_windows)
-        quantities.update(found)  # type: ignore[arg-type]
+    for usage, usage_windows in windows.items():
+        quantities.update(await ctx.events.quantities(ctx.scope, specs[usage], usage_windows))  # type: ignore[arg-type]
     return quantities
 
 
-def _details(charge: Charge, overridden: bool) -> dict[str, Any]:
+def _details(charge: Charge, overridden: bool, intervals: tuple[Interval, ...]) -> dict[str, Any]:
     return {
         "explanation": charge.explanation,
+        # what was counted: the charged intervals, so the events behind the line can be listed later
+        "intervals": [[start.isoformat(), end.isoformat()] for start, end in intervals],
         "adjustment": charge.adjustment,
         "overridden": overridden,
         "tiers": [
@@ -165,7 +187,7 @@ def base_fee_line(plan: Plan, share: Decimal) -> dict[str, Any] | None:
         "description": f"{plan.name}: base fee" + (" (prorated)" if prorated else ""),
         "quantity": share,
         "unit_price": plan.base_fee,
-        "amount": plan.base_fee * share,
+        "amount": _WIDE.multiply(plan.base_fee, share),
         "details": {
             "explanation": f"{fee} × {format_decimal(share)} of the period" if prorated else fee,
             "adjustment": None,
@@ -186,18 +208,21 @@ def price(bill: PeriodBill, catalog: Catalog, quantities: dict[QuantityKey, Deci
             metric = catalog.metrics[plan_price.metric_id]
             override = segment.overrides.get(plan_price.id)
             terms = override or plan_price
-            charge = compute_charge(stored_spec(terms), quantities.get((bill.key, index, metric.id), Decimal(0)))
+            quantity = quantities.get((bill.key, index, _usage_key(plan_price)), Decimal(0))
+            charge = compute_charge(stored_spec(terms), quantity)
             suffix = " (negotiated price)" if override is not None else ""
+            scope = describe_filters(plan_price.filters)
+            name = f"{metric.name} ({scope})" if scope else metric.name
             lines.append(
                 {
                     "price_id": plan_price.id,
                     "metric_id": metric.id,
                     "model": terms.model,
-                    "description": f"{metric.name}: {charge.explanation}{suffix}",
+                    "description": f"{name}: {charge.explanation}{suffix}",
                     "quantity": charge.quantity,
                     "unit_price": charge.unit_price,
                     "amount": charge.amount,
-                    "details": _details(charge, override is not None),
+                    "details": _details(charge, override is not None, segment.intervals),
                 }
             )
     return lines
@@ -206,6 +231,8 @@ def price(bill: PeriodBill, catalog: Catalog, quantities: dict[QuantityKey, Deci
 def totals(amounts: list[Decimal], currency: str, tax_rate: Decimal | None) -> Totals:
     """Subtotal: the exact sum of the lines. Tax: the rate (percent) of the subtotal, rounded half-up to the minor
     unit, as it is shown on its own line. Total: subtotal plus tax, rounded half-up to the minor unit."""
-    subtotal = sum(amounts, Decimal(0))
-    tax = round_money(subtotal * tax_rate / 100, currency) if tax_rate else Decimal(0)
-    return Totals(subtotal, tax, round_money(subtotal + tax, currency))
+    with localcontext(_WIDE):
+        subtotal = sum(amounts, Decimal(0))
+        tax = round_money(subtotal * tax_rate / 100, currency) if tax_rate else Decimal(0)
+        total = round_money(subtotal + tax, currency)
+    return Totals(subtotal, tax, total)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.errors import Conflict, NotFound
-from app.invoices.billing import compute, freeze, open_invoice
+from app.invoices.billing import Preview, compute, freeze, open_invoice, preview
 from app.invoices.models import Invoice, InvoiceStatus
 from app.invoices.repository import InvoiceRepository
 from app.outbox.service import record
@@ -66,3 +66,7 @@ async def void_invoice(ctx: ServiceContext, invoice_id: str) -> Invoice:
     invoice.voided_at = ctx.clock.now()
     record(ctx, "invoice.voided", invoice.id, {"number": invoice.number})
     return invoice
+
+
+async def upcoming_invoice(ctx: ServiceContext, subscription_id: str) -> Preview:
+    return await preview(ctx, await get_subscription(ctx, subscription_id))

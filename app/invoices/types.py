@@ -8,10 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
+from app.graphql.context import reader
 from app.graphql.enums import InvoiceStatusEnum, PricingModelEnum
+from app.invoices.billing import Preview
 from app.invoices.models import Invoice, InvoiceStatus, LineItem
 from app.metrics.types import MetricType
 from app.plans.pricing import PricingModel
+from app.usage.types import EventPageType
 
 if TYPE_CHECKING:
     from app.subscriptions.types import SubscriptionType
@@ -57,6 +60,20 @@ class LineItemType:
     )
     negotiated: bool = strawberry.field(description="Priced with the customer's price override, not the plan price.")
     metric_id: strawberry.Private[uuid.UUID | None]
+    price_id: strawberry.Private[uuid.UUID | None]
+    customer_id: strawberry.Private[uuid.UUID]
+    intervals: strawberry.Private[list[list[str]]]
+
+    @strawberry.field(description="The raw events behind this charge, oldest first (cursor pagination).")
+    async def events(self, info: Info[Any, Any], first: int = 50, after: str | None = None) -> EventPageType:
+        from app.usage.service import line_events
+
+        if self.metric_id is None:
+            return EventPageType(events=[], end_cursor=None, has_next_page=False)
+        page = await line_events(
+            reader(info), self.customer_id, self.metric_id, self.price_id, self.intervals, first, after
+        )
+        return EventPageType.from_domain(page)
 
     @strawberry.field
     async def metric(self, info: Info[Any, Any]) -> MetricType | None:
@@ -65,7 +82,7 @@ class LineItemType:
         return MetricType.from_model(await info.context.loaders.metric_by_id.load(self.metric_id))
 
     @classmethod
-    def from_model(cls, row: LineItem) -> LineItemType:
+    def from_model(cls, row: LineItem, customer_id: uuid.UUID) -> LineItemType:
         details = row.details or {}
         return cls(
             id=strawberry.ID(str(row.id)),
@@ -79,6 +96,9 @@ class LineItemType:
             adjustment=details.get("adjustment"),
             negotiated=bool(details.get("overridden")),
             metric_id=row.metric_id,
+            price_id=row.price_id,
+            customer_id=customer_id,
+            intervals=list(details.get("intervals") or ()),
         )
 
 
@@ -99,6 +119,7 @@ class InvoiceType:
     voided_at: datetime | None
     created_at: datetime
     subscription_id: strawberry.Private[uuid.UUID]
+    customer_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field
     async def subscription(
@@ -111,7 +132,7 @@ class InvoiceType:
     @strawberry.field(name="lineItems", description="The charges, in the plan's price order.")
     async def line_items(self, info: Info[Any, Any]) -> list[LineItemType]:
         rows = await info.context.loaders.line_items_by_invoice_id.load(uuid.UUID(self.id))
-        return [LineItemType.from_model(row) for row in rows]
+        return [LineItemType.from_model(row, self.customer_id) for row in rows]
 
     @classmethod
     def from_model(cls, row: Invoice) -> InvoiceType:
@@ -131,4 +152,34 @@ class InvoiceType:
             voided_at=row.voided_at,
             created_at=row.created_at,
             subscription_id=row.subscription_id,
+            customer_id=row.customer_id,
+        )
+
+
+@strawberry.type(name="UpcomingInvoice", description="The current period priced live from usage so far (not stored).")
+class UpcomingInvoiceType:
+    period_start: datetime
+    period_end: datetime
+    currency: str
+    subtotal: Decimal
+    tax_rate: Decimal | None
+    tax: Decimal
+    total: Decimal
+    line_items: list[LineItemType]
+
+    @classmethod
+    def from_preview(cls, preview: Preview, customer_id: uuid.UUID) -> UpcomingInvoiceType:
+        lines = [
+            LineItemType.from_model(LineItem(id=uuid.uuid4(), position=i, **line), customer_id)
+            for i, line in enumerate(preview.lines)
+        ]
+        return cls(
+            period_start=preview.period_start,
+            period_end=preview.period_end,
+            currency=preview.currency,
+            subtotal=preview.totals.subtotal,
+            tax_rate=preview.tax_rate,
+            tax=preview.totals.tax,
+            total=preview.totals.total,
+            line_items=lines,
         )

@@ -102,6 +102,7 @@ async def roll_over(ctx: ServiceContext, subscription: Subscription) -> None:
     subscription.current_period_start, subscription.current_period_end = following.start, following.end
     if subscription.status == SubscriptionStatus.TRIALING and (subscription.trial_ends_at or end) <= following.start:
         subscription.status = SubscriptionStatus.ACTIVE.value
+        record(ctx, "subscription.trial_ended", subscription.id, {"status": SubscriptionStatus.ACTIVE.value})
 
 
 async def _end_trials(runtime: Runtime) -> None:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from sqlalchemy import Index, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -18,6 +20,7 @@ class Metric(TenantMixin, Base):
     aggregation: Mapped[str] = mapped_column(String(16))
     aggregation_property: Mapped[str | None] = mapped_column(String(200), nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    filters: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB, nullable=True)
 
 
 class Aggregation(str, enum.Enum):

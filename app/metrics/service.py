@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.errors import InvalidInput, NotFound
+from app.metrics.filters import NewFilter, validate_filters
 from app.metrics.models import Aggregation, Metric
 from app.metrics.repository import MetricRepository
 from app.services import ServiceContext
@@ -16,6 +17,7 @@ class NewMetric:
     aggregation: Aggregation
     aggregation_property: str | None = None
     description: str | None = None
+    filters: list[NewFilter] | None = None
 
 
 async def create_metric(ctx: ServiceContext, data: NewMetric) -> Metric:
@@ -35,6 +37,7 @@ async def create_metric(ctx: ServiceContext, data: NewMetric) -> Metric:
         aggregation=data.aggregation.value,
         aggregation_property=prop,
         description=optional_text(data.description, "input.description", max_length=2000),
+        filters=validate_filters(data.filters, "input.filters"),
     )
 
 

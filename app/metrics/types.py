@@ -1,12 +1,37 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
 
 from app.graphql.enums import AggregationEnum
+from app.metrics.filters import NewFilter
 from app.metrics.models import Aggregation, Metric
 from app.metrics.service import NewMetric
+
+
+@strawberry.type(name="PropertyFilter", description="Only events whose property holds one of these values count.")
+class PropertyFilterType:
+    property: str
+    values: list[str]
+
+    @classmethod
+    def from_stored(cls, stored: list[dict[str, Any]] | None) -> list[PropertyFilterType]:
+        return [cls(property=f["property"], values=list(f["values"])) for f in stored or ()]
+
+
+@strawberry.input(description='Keep only events whose property holds one of the values (strings; 5 matches 5 and "5").')
+class PropertyFilterInput:
+    property: str
+    values: list[str]
+
+    def to_domain(self) -> NewFilter:
+        return NewFilter(self.property, list(self.values))
+
+
+def filters_to_domain(filters: list[PropertyFilterInput] | None) -> list[NewFilter] | None:
+    return None if filters is None else [f.to_domain() for f in filters]
 
 
 @strawberry.type(name="Metric", description="What to count: events named `eventName`, aggregated one way per period.")
@@ -19,6 +44,7 @@ class MetricType:
         description="The event property aggregated (all aggregations but COUNT)."
     )
     description: str | None
+    filters: list[PropertyFilterType] = strawberry.field(description="All must match for an event to count.")
     created_at: datetime
 
     @classmethod
@@ -30,6 +56,7 @@ class MetricType:
             aggregation=Aggregation(row.aggregation),
             aggregation_property=row.aggregation_property,
             description=row.description,
+            filters=PropertyFilterType.from_stored(row.filters),
             created_at=row.created_at,
         )
 
@@ -41,8 +68,16 @@ class CreateMetricInput:
     aggregation: AggregationEnum
     aggregation_property: str | None = None
     description: str | None = None
+    filters: list[PropertyFilterInput] | None = strawberry.field(
+        default=None, description="Count only events whose properties match all of these."
+    )
 
     def to_domain(self) -> NewMetric:
         return NewMetric(
-            self.name, self.event_name, Aggregation(self.aggregation), self.aggregation_property, self.description
+            self.name,
+            self.event_name,
+            Aggregation(self.aggregation),
+            self.aggregation_property,
+            self.description,
+            filters_to_domain(self.filters),
         )

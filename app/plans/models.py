@@ -48,6 +48,7 @@ class Price(PriceTerms, TenantMixin, Base):
     plan_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("plans.id", ondelete="CASCADE"))
     metric_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("metrics.id"))
     position: Mapped[int] = mapped_column(Integer)
+    filters: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB, nullable=True)
 
 
 class PriceOverride(PriceTerms, TenantMixin, Base):

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.errors import InvalidInput, NotFound
+from app.metrics.filters import NewFilter, validate_filters
 from app.metrics.repository import MetricRepository
-from app.money import validate_currency
+from app.money import parse_decimal, validate_currency
 from app.plans.models import Plan
 from app.plans.pricing import validate_price
 from app.plans.repository import PlanRepository, PriceRepository
@@ -25,6 +26,7 @@ MAX_TRIAL_DAYS = 3660
 class NewPrice:
     metric_id: str
     terms: NewTerms
+    filters: list[NewFilter] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ async def create_plan(ctx: ServiceContext, data: NewPlan) -> Plan:
         raise InvalidInput(f"A plan has at most {MAX_PRICES} prices.", field="input.prices")
     for index, new_price in enumerate(data.prices):
         validate_price(new_price.terms.spec(), f"input.prices.{index}")
-    if data.base_fee is not None and data.base_fee < 0:
+    if data.base_fee is not None and parse_decimal(data.base_fee, "input.baseFee") < 0:
         raise InvalidInput("baseFee must not be negative.", field="input.baseFee")
     metric_ids = []
     for index, new_price in enumerate(data.prices):
@@ -75,6 +77,7 @@ async def create_plan(ctx: ServiceContext, data: NewPlan) -> Plan:
             plan_id=plan.id,
             metric_id=metric_ids[position],
             position=position,
+            filters=validate_filters(new_price.filters, f"input.prices.{position}.filters"),
             **new_price.terms.columns(),
         )
     return plan

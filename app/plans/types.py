@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from app.graphql.enums import BillingPeriodEnum, PricingModelEnum
-from app.metrics.types import MetricType
+from app.metrics.types import MetricType, PropertyFilterInput, PropertyFilterType, filters_to_domain
 from app.plans.models import Plan, Price, PriceOverride, PriceTerms
 from app.plans.overrides import NewPriceOverride
 from app.plans.pricing import PricingModel
@@ -60,6 +60,7 @@ class PriceTermsType:
 @strawberry.type(name="Price", description="How a plan charges for one metric.")
 class PriceType(PriceTermsType):
     id: strawberry.ID
+    filters: list[PropertyFilterType] = strawberry.field(description="The events of the metric this price charges.")
     metric_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field(description="The metric this price charges for.")
@@ -68,7 +69,12 @@ class PriceType(PriceTermsType):
 
     @classmethod
     def from_model(cls, row: Price) -> PriceType:
-        return cls(id=strawberry.ID(str(row.id)), metric_id=row.metric_id, **_terms_fields(row))
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            metric_id=row.metric_id,
+            filters=PropertyFilterType.from_stored(row.filters),
+            **_terms_fields(row),
+        )
 
 
 @strawberry.type(name="PriceOverride", description="A customer's negotiated replacement for one plan price.")
@@ -167,9 +173,14 @@ class PriceTermsInput:
 @strawberry.input(description="A price: which metric, which model, and the fields that model uses (and no others).")
 class PriceInput(PriceTermsInput):
     metric_id: strawberry.ID
+    filters: list[PropertyFilterInput] | None = strawberry.field(
+        default=None,
+        description="Charge only the metric's events whose properties match (e.g. region = eu): several prices on"
+        " one metric with different filters price each group its own way.",
+    )
 
     def to_domain(self) -> NewPrice:
-        return NewPrice(metric_id=self.metric_id, terms=self.terms())
+        return NewPrice(metric_id=self.metric_id, terms=self.terms(), filters=filters_to_domain(self.filters))
 
 
 @strawberry.input(

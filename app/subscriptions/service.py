@@ -142,6 +142,7 @@ async def cancel_subscription(ctx: ServiceContext, subscription_id: str, *, at_p
     """At period end: the worker ends it when the period closes (``reactivateSubscription`` undoes that before then).
     Now: it ends at once and the partial period gets its final invoice, finalized in this same transaction."""
     from app.invoices.billing import close_period
+    from app.invoices.worker import roll_over
 
     subscription = await get_subscription(ctx, subscription_id, for_update=True)
     if subscription.status == SubscriptionStatus.CANCELED:
@@ -151,6 +152,13 @@ async def cancel_subscription(ctx: ServiceContext, subscription_id: str, *, at_p
         record(ctx, "subscription.cancel_scheduled", subscription.id, _payload(subscription))
         return subscription
     now = max(ctx.clock.now(), subscription.current_period_start)
+    # Periods that ended before the worker closed them (its grace window, downtime) are billed whole first, so the
+    # final invoice covers only the part of the period containing now.
+    while subscription.current_period_end < now and subscription.status != SubscriptionStatus.CANCELED:
+        await close_period(ctx, [subscription])
+        await roll_over(ctx, subscription)
+    if subscription.status == SubscriptionStatus.CANCELED:  # a cancellation at period end took effect meanwhile
+        return subscription
     subscription.status = SubscriptionStatus.CANCELED.value
     subscription.canceled_at = now
     subscription.cancel_at_period_end = False

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
+from app.graphql.context import reader
 from app.graphql.enums import BillingAnchorEnum, BillingPeriodEnum, SubscriptionStatusEnum
 from app.plans.types import PlanType
 from app.subscriptions.models import Subscription, SubscriptionPhase
@@ -16,7 +17,7 @@ from app.subscriptions.timeline import BillingAnchor
 
 if TYPE_CHECKING:
     from app.customers.types import CustomerType
-    from app.invoices.types import InvoiceType
+    from app.invoices.types import InvoiceType, UpcomingInvoiceType
 
 
 @strawberry.type(name="SubscriptionPhase", description="A stretch [startsAt, endsAt) of a subscription on one plan.")
@@ -83,6 +84,16 @@ class SubscriptionType:
     @strawberry.field
     async def plan(self, info: Info[Any, Any]) -> PlanType:
         return PlanType.from_model(await info.context.loaders.plan_by_id.load(self.plan_id))
+
+    @strawberry.field(description="The current period priced live from the usage so far; nothing is stored.")
+    async def upcoming_invoice(
+        self, info: Info[Any, Any]
+    ) -> Annotated[UpcomingInvoiceType, strawberry.lazy("app.invoices.types")]:
+        from app.invoices.service import upcoming_invoice
+        from app.invoices.types import UpcomingInvoiceType
+
+        preview = await upcoming_invoice(reader(info), self.id)
+        return UpcomingInvoiceType.from_preview(preview, self.customer_id)
 
     @strawberry.field(description="The subscription's invoices, by period.")
     async def invoices(

@@ -35,13 +35,17 @@ _EXPRESSIONS: dict[Aggregation, tuple[str, str]] = {
 }
 
 
+PropertyFilter = tuple[str, tuple[str, ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
-    """What the event store needs to know of a metric."""
+    """What the event store needs to know of a metric (and of a price's own filters, merged in)."""
 
     event_name: str
     aggregation: Aggregation
     prop: str | None
+    filters: tuple[PropertyFilter, ...] = ()
 
 
 def select_list(aggregation: Aggregation) -> str:
@@ -62,3 +66,19 @@ def finish(aggregation: Aggregation, value: Decimal | None, helper: int) -> Deci
     if aggregation is Aggregation.AVERAGE:
         return clean(Decimal(value) / Decimal(helper))
     return clean(Decimal(value))
+
+
+def filter_sql(filters: tuple[PropertyFilter, ...], alias: str = "") -> tuple[str, dict[str, object]]:
+    """`` AND …`` conditions keeping only events whose property holds one of the given values, with bound params.
+
+    A value matches a JSON string of that text or a JSON number/bool written that way (``"eu"``, ``5``, ``true``).
+    """
+    clauses, params = [], {}
+    for index, (prop, values) in enumerate(filters):
+        p, v = f"filter_prop_{index}", f"filter_values_{index}"
+        clauses.append(
+            f" AND (JSONExtractString({alias}properties, {{{p}:String}}) IN {{{v}:Array(String)}}"
+            f" OR JSONExtractRaw({alias}properties, {{{p}:String}}) IN {{{v}:Array(String)}})"
+        )
+        params[p], params[v] = prop, list(values)
+    return "".join(clauses), params

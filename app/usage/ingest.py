@@ -9,29 +9,38 @@
 A crash between the steps leaves an unconfirmed claim that the client's retry takes over; the retry re-sends the row
 with the claimed timestamp, so ClickHouse holds it once. This service commits by design: claims must be durable
 before the events are written, so it runs outside the mutation's unit of work, with connections of its own.
+
+GraphQL ``ingestEvents`` and REST ``POST /v1/events`` both call ``Ingestor.ingest``: one code path, one key namespace.
+It is the hot path, so it keeps per-event work to tuples and C calls (orjson, blake2b, asyncpg array codecs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+import asyncpg
+from sqlalchemy import String, Uuid, any_, bindparam, or_
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.clock import Clock
+from app.customers.models import Customer
 from app.customers.repository import CustomerRepository
-from app.db import open_db
+from app.db import Db
 from app.errors import InvalidInput, StoreUnavailable
-from app.tenancy import Scope
+from app.tenancy import Scope, parse_uuid
 from app.usage import claims, jsonenc
 from app.usage.claims import ClaimRow
-from app.usage.store import EventStore, StoredEvent
+from app.usage.store import EventBatch, EventStore
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +49,12 @@ MAX_KEY_LENGTH = 255
 MAX_NAME_LENGTH = 200
 _POLL_SECONDS = 0.05
 _PG_DOWN = "The billing database is unavailable; no event of this request was acknowledged. Retry it."
+_PG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, SQLAlchemyError, OSError)
+T = TypeVar("T")
+_new_claim = functools.partial(tuple.__new__, ClaimRow)  # ClaimRow(*fields) minus a Python-level call
 
 
-@dataclass(frozen=True, slots=True)
-class IncomingEvent:
+class IncomingEvent(NamedTuple):
     event_name: str
     customer: str
     idempotency_key: str
@@ -55,12 +66,6 @@ class IncomingEvent:
 class IngestResult:
     ingested: list[str]
     duplicates: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    claim: ClaimRow
-    properties: str
 
 
 def _text(value: str, field: str, limit: int) -> str:
@@ -86,9 +91,43 @@ def validate_batch(batch: Sequence[IncomingEvent], field: str) -> None:
 
 
 def body_hash(customer: str, event: IncomingEvent, properties: str) -> bytes:
+    """What the claim remembers of the body (``_prepare`` computes the same inline)."""
     explicit = event.timestamp.isoformat() if event.timestamp is not None else ""
-    body = "\x1f".join((customer, event.event_name, explicit, properties))
+    body = f"{customer}\x1f{event.event_name}\x1f{explicit}\x1f{properties}"
     return hashlib.blake2b(body.encode(), digest_size=16).digest()
+
+
+@dataclass(slots=True)
+class _Prepared:
+    rows: dict[str, ClaimRow]  # the claim of each distinct key (its first occurrence wins)
+    properties: dict[str, str]  # its properties as stored (canonical JSON)
+
+
+def _prepare(
+    customers: dict[str, uuid.UUID], batch: Sequence[IncomingEvent], received_at: datetime, field: str
+) -> _Prepared:
+    texts: dict[uuid.UUID, str] = {}
+    rows: dict[str, ClaimRow] = {}
+    properties: dict[str, str] = {}
+    dumps = jsonenc.dumps
+    blake2b = hashlib.blake2b
+    new_claim = _new_claim
+    for index, (name, customer, key, timestamp, props) in enumerate(batch):  # the hot loop
+        customer_id = customers.get(customer)
+        if customer_id is None:
+            raise InvalidInput(
+                f"Unknown customer {customer!r}: create it first (by id or externalId); nothing was stored.",
+                field=f"{field}.{index}.customerId",
+            )
+        if key in rows:
+            continue
+        text = dumps(props, sort_keys=True) if props else "{}"
+        customer_text = texts.get(customer_id) or texts.setdefault(customer_id, str(customer_id))
+        explicit = timestamp.isoformat() if timestamp is not None else ""
+        digest = blake2b(f"{customer_text}\x1f{name}\x1f{explicit}\x1f{text}".encode(), digest_size=16).digest()
+        rows[key] = new_claim((key, customer_id, name, timestamp or received_at, digest))
+        properties[key] = text
+    return _Prepared(rows, properties)
 
 
 class Ingestor:
@@ -103,67 +142,61 @@ class Ingestor:
     async def ingest(self, scope: Scope, batch: Sequence[IncomingEvent], field: str = "events") -> IngestResult:
         validate_batch(batch, field)
         received_at = self.clock.now()
-        prepared = await self._prepare(scope, batch, received_at, field)
-        owned = await self._claim(scope, list(prepared.values()))
+
+        async def prepare_and_claim(connection: AsyncConnection, driver: Any) -> tuple[_Prepared, list[str]]:
+            customers = await self._customers(connection, scope, {event.customer for event in batch})
+            prepared = _prepare(customers, batch, received_at, field)
+            return prepared, await claims.claim(driver, scope, prepared.rows.values())
+
+        prepared, claimed = await self._run(prepare_and_claim)  # one pooled connection for both
+        owned = await self._wait_for_others(scope, prepared.rows, claimed)
         if owned:
-            await self._write(scope, prepared, owned, received_at)
-        ingested_keys = set(owned)
+            await self._write(scope, owned, prepared.properties, received_at)
         ingested: list[str] = []
         duplicates: list[str] = []
         for event in batch:
             key = event.idempotency_key
-            if key in ingested_keys:
+            if key in owned:
                 ingested.append(key)
-                ingested_keys.discard(key)  # a key repeated within the batch counts once, at its first place
+                del owned[key]  # a key repeated within the batch counts once, at its first place
             else:
                 duplicates.append(key)
         return IngestResult(ingested, duplicates)
 
-    async def _prepare(
-        self, scope: Scope, batch: Sequence[IncomingEvent], received_at: datetime, field: str
-    ) -> dict[str, _Prepared]:
-        try:
-            async with open_db(self.sessionmaker) as db:
-                customers = await CustomerRepository(db, scope).resolve_refs({event.customer for event in batch})
-        except (DBAPIError, OSError) as exc:
-            log.exception("customer lookup failed")
-            raise StoreUnavailable(_PG_DOWN) from exc
-        prepared: dict[str, _Prepared] = {}
-        for index, event in enumerate(batch):
-            customer = customers.get(event.customer)
-            if customer is None:
-                raise InvalidInput(
-                    f"Unknown customer {event.customer!r}: create it first (by id or externalId); nothing was stored.",
-                    field=f"{field}.{index}.customerId",
-                )
-            if event.idempotency_key in prepared:
-                continue
-            properties = jsonenc.dumps(event.properties or {}, sort_keys=True)
-            prepared[event.idempotency_key] = _Prepared(
-                ClaimRow(
-                    key=event.idempotency_key,
-                    customer_id=customer.id,
-                    event_name=event.event_name,
-                    timestamp=event.timestamp or received_at,
-                    body_hash=body_hash(str(customer.id), event, properties),
-                ),
-                properties,
-            )
-        return prepared
+    async def _customers(self, connection: AsyncConnection, scope: Scope, refs: set[str]) -> dict[str, uuid.UUID]:
+        """Customer ids by ref (Kobo id or externalId), in one scoped query; unknown refs are absent."""
+        ids = [ref_id for ref in refs if (ref_id := parse_uuid(ref)) is not None]
+        condition = Customer.external_id == any_(bindparam("refs", list(refs), type_=ARRAY(String)))
+        if ids:
+            condition = or_(condition, Customer.id == any_(bindparam("ids", ids, type_=ARRAY(Uuid))))
+        # Built by the repository (so it is scoped like every tenant query), run as a plain Core statement.
+        statement = CustomerRepository(Db(AsyncSession(bind=connection)), scope).select(
+            Customer.id, Customer.external_id
+        )
+        rows = (await connection.execute(statement.where(condition))).all()
+        found: dict[str, uuid.UUID] = {}
+        for row_id, external_id in rows:
+            customer_id = uuid.UUID(bytes=row_id.bytes)  # a plain UUID (the driver's subclass is slower to encode)
+            found[external_id] = customer_id
+            found.setdefault(str(customer_id), customer_id)
+        return found
 
-    async def _claim(self, scope: Scope, rows: list[_Prepared]) -> dict[str, ClaimRow]:
-        """The keys this request owns, with the events claimed for them; waits out claims other requests hold."""
-        by_key = {row.claim.key: row.claim for row in rows}
-        claimed = await self._in_transaction(lambda c: claims.claim(c, scope, list(by_key.values())))
-        owned = {key: by_key[key] for key in claimed}
-        pending = [key for key in by_key if key not in owned]
+    async def _wait_for_others(
+        self, scope: Scope, rows: dict[str, ClaimRow], claimed: list[str]
+    ) -> dict[str, ClaimRow]:
+        """The keys this request owns, with the events claimed for them; waits out claims other requests hold.
+
+        A key claimed before is a duplicate once its claim is confirmed; while its owner may still be writing it is
+        waited for, and once the owner's lease has run out (it failed) this request takes the claim over."""
+        owned = {key: rows[key] for key in claimed}
+        pending = [key for key in rows if key not in owned] if len(owned) < len(rows) else []
         deadline = asyncio.get_running_loop().time() + claims.LEASE_SECONDS + 2
         while pending:
-            rest = [by_key[key] for key in pending]
-            taken = await self._in_transaction(lambda c, rest=rest: claims.take_over(c, scope, rest))
+            rest = [rows[key] for key in pending]
+            taken = await self._run(lambda _, c, rest=rest: claims.take_over(c, scope, rest))
             owned.update(taken)
             waiting = [key for key in pending if key not in taken]
-            states = await self._in_transaction(lambda c, waiting=waiting: claims.written(c, scope, waiting))
+            states = await self._run(lambda _, c, w=waiting: claims.written(c, scope, w)) if waiting else {}
             pending = [key for key in waiting if not states.get(key, False)]
             if pending and asyncio.get_running_loop().time() > deadline:
                 raise StoreUnavailable("Another request is still writing some of these events; retry shortly.")
@@ -172,42 +205,33 @@ class Ingestor:
         return owned
 
     async def _write(
-        self, scope: Scope, prepared: dict[str, _Prepared], owned: dict[str, ClaimRow], received_at: datetime
+        self, scope: Scope, owned: dict[str, ClaimRow], properties: dict[str, str], received_at: datetime
     ) -> None:
-        rows = [
-            StoredEvent(
-                customer_id=claim.customer_id,
-                event_name=claim.event_name,
-                timestamp=claim.timestamp,
-                idempotency_key=key,
-                properties=prepared[key].properties,
-                received_at=received_at,
-            )
-            for key, claim in owned.items()
-        ]
         try:
-            await self.events.append(scope, rows)
+            await self.events.append(scope, EventBatch.from_claims(owned.values(), properties, received_at))
         except StoreUnavailable:
             try:  # let the client's retry take over at once instead of waiting out the lease
-                await self._in_transaction(lambda c: claims.release(c, scope, list(owned)))
+                await self._run(lambda _, c: claims.release(c, scope, list(owned)))
             except StoreUnavailable:
                 log.warning("could not release %d claims after a failed write", len(owned))
             raise
-        await self._in_transaction(lambda c: claims.confirm(c, scope, list(owned)))
+        await self._run(lambda _, c: claims.confirm(c, scope, list(owned)))
 
-    async def _in_transaction(self, work: Any) -> Any:
-        """Run ``work(connection)`` in its own committed transaction; a deadlock is retried, an outage reported."""
+    async def _run(self, work: Callable[[AsyncConnection, Any], Awaitable[T]]) -> T:
+        """Run ``work(connection, asyncpg_connection)`` on one pooled connection in autocommit mode: each statement
+        commits on its own (every claim step is one statement). A deadlock is retried; anything else the database
+        raises is reported as an outage that acknowledged nothing."""
         for attempt in range(3):
             try:
-                async with self.engine.begin() as connection:
-                    return await work(connection)
-            except DBAPIError as exc:
-                deadlock = "deadlock" in str(exc.orig).lower() if exc.orig is not None else False
-                if deadlock and attempt < 2:
+                async with self.engine.connect() as connection:
+                    await connection.execution_options(isolation_level="AUTOCOMMIT")
+                    raw = await connection.get_raw_connection()
+                    return await work(connection, raw.driver_connection)
+            except asyncpg.DeadlockDetectedError as exc:
+                if attempt < 2:
                     continue
-                if isinstance(exc, OperationalError) or exc.connection_invalidated or not deadlock:
-                    log.exception("claim transaction failed")
-                    raise StoreUnavailable(_PG_DOWN) from exc
-            except OSError as exc:
+                raise StoreUnavailable("The billing database is busy; retry the request.") from exc
+            except _PG_ERRORS as exc:
+                log.exception("claim statement failed")
                 raise StoreUnavailable(_PG_DOWN) from exc
         raise StoreUnavailable("The billing database is busy; retry the request.")

@@ -9,7 +9,7 @@ from strawberry.types import Info
 from app.graphql.context import reader, require
 from app.graphql.enums import Granularity, GranularityEnum
 from app.usage import service
-from app.usage.types import EventInput, IngestResultType, UsagePointType
+from app.usage.types import CustomerUsageType, EventInput, IngestResultType, UsagePointType
 
 
 @strawberry.type
@@ -23,11 +23,26 @@ class UsageQuery:
         from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime,
         granularity: GranularityEnum = Granularity.DAY,
+        group_by: Annotated[
+            str | None, strawberry.argument(description="A property: one series per value it takes (max 100).")
+        ] = None,
     ) -> list[UsagePointType]:
         points = await service.usage_series(
-            reader(info), customer_id, metric_id, from_, to, Granularity(granularity).value
+            reader(info), customer_id, metric_id, from_, to, Granularity(granularity).value, group_by
         )
         return [UsagePointType.from_domain(point) for point in points]
+
+    @strawberry.field(description="The customers with the most of a metric over [from, to), largest first.")
+    async def usage_summary(
+        self,
+        info: Info[Any, Any],
+        metric_id: strawberry.ID,
+        from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime,
+        first: int = 10,
+    ) -> list[CustomerUsageType]:
+        totals = await service.usage_summary(reader(info), metric_id, from_, to, first)
+        return [CustomerUsageType(value=t.value, event_count=t.events, customer_id=t.customer_id) for t in totals]
 
 
 @strawberry.type

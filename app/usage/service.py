@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -9,9 +10,13 @@ from decimal import Decimal
 from app.customers.service import get_customer
 from app.errors import InvalidInput, NotFound
 from app.invoices.drafts import metric_spec
+from app.metrics.models import Metric
 from app.metrics.repository import MetricRepository
+from app.plans.repository import PriceRepository
 from app.services import ServiceContext
 from app.subscriptions.periods import add_months
+from app.usage import analytics
+from app.usage.analytics import RawEvent
 
 MAX_POINTS = 10_000
 
@@ -21,6 +26,18 @@ class UsagePoint:
     start: datetime
     value: Decimal
     event_count: int
+    group: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    events: list[RawEvent]
+    end_cursor: str | None
+    has_next_page: bool
+
+
+MAX_GROUPS = 100
+MAX_PAGE = 1000
 
 
 def _floor(at: datetime, granularity: str) -> datetime:
@@ -61,16 +78,30 @@ def buckets(start: datetime, end: datetime, granularity: str) -> list[datetime]:
     return points
 
 
-async def usage_series(
-    ctx: ServiceContext, customer_id: str, metric_id: str, start: datetime, end: datetime, granularity: str
-) -> list[UsagePoint]:
-    if end <= start:
-        raise InvalidInput("`to` must be later than `from`.", field="to")
-    customer = await get_customer(ctx, customer_id, field="customerId")
+async def _metric(ctx: ServiceContext, metric_id: str) -> Metric:
     metric = await MetricRepository(ctx.db, ctx.scope).get(metric_id)
     if metric is None:
         raise NotFound(f"No metric with id {metric_id!r}.", field="metricId")
+    return metric
+
+
+async def usage_series(
+    ctx: ServiceContext,
+    customer_id: str,
+    metric_id: str,
+    start: datetime,
+    end: datetime,
+    granularity: str,
+    group_by: str | None = None,
+) -> list[UsagePoint]:
+    """One point per bucket; grouped by a property, one point per bucket and value (each group zero-filled)."""
+    if end <= start:
+        raise InvalidInput("`to` must be later than `from`.", field="to")
+    customer = await get_customer(ctx, customer_id, field="customerId")
+    metric = await _metric(ctx, metric_id)
     slots = buckets(start, end, granularity)
+    if group_by is not None:
+        return await _grouped(ctx, metric, customer.id, start, end, granularity, group_by.strip(), slots)
     found = {
         _as_utc(bucket.start): bucket
         for bucket in await ctx.events.series(ctx.scope, metric_spec(metric), customer.id, start, end, granularity)
@@ -79,3 +110,65 @@ async def usage_series(
         UsagePoint(at, found[at].value, found[at].events) if at in found else UsagePoint(at, Decimal(0), 0)
         for at in slots
     ]
+
+
+async def _grouped(
+    ctx: ServiceContext,
+    metric: Metric,
+    customer_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    granularity: str,
+    group_by: str,
+    slots: list[datetime],
+) -> list[UsagePoint]:
+    if not group_by:
+        raise InvalidInput("groupBy needs a property name.", field="groupBy")
+    rows = await analytics.grouped_series(
+        ctx.events.clickhouse, ctx.scope, metric_spec(metric), customer_id, start, end, granularity, group_by
+    )
+    groups = sorted({row.group for row in rows}, key=lambda g: (g is None, g or ""))
+    if len(groups) > MAX_GROUPS:
+        raise InvalidInput(f"{group_by!r} has more than {MAX_GROUPS} values in that range.", field="groupBy")
+    found = {(row.start, row.group): row for row in rows}
+    points = []
+    for group in groups:
+        for at in slots:
+            row = found.get((at, group))
+            points.append(UsagePoint(at, row.value, row.events, group) if row else UsagePoint(at, Decimal(0), 0, group))
+    return points
+
+
+async def usage_summary(
+    ctx: ServiceContext, metric_id: str, start: datetime, end: datetime, first: int
+) -> list[analytics.CustomerTotal]:
+    """The organization's top customers by a metric over [start, end)."""
+    if end <= start:
+        raise InvalidInput("`to` must be later than `from`.", field="to")
+    if not 1 <= first <= MAX_PAGE:
+        raise InvalidInput(f"first must be between 1 and {MAX_PAGE}.", field="first")
+    metric = await _metric(ctx, metric_id)
+    return await analytics.top_customers(ctx.events.clickhouse, ctx.scope, metric_spec(metric), start, end, first)
+
+
+async def line_events(
+    ctx: ServiceContext,
+    customer_id: uuid.UUID,
+    metric_id: uuid.UUID,
+    price_id: uuid.UUID | None,
+    intervals: list[list[str]],
+    first: int,
+    after: str | None,
+) -> EventPage:
+    """The events a line charged: its customer's events of the metric (and the price's filters) in its intervals."""
+    if not 1 <= first <= MAX_PAGE:
+        raise InvalidInput(f"first must be between 1 and {MAX_PAGE}.", field="first")
+    metric = await _metric(ctx, str(metric_id))
+    price = await PriceRepository(ctx.db, ctx.scope).get(price_id) if price_id is not None else None
+    spans = [(datetime.fromisoformat(s), datetime.fromisoformat(e)) for s, e in intervals]
+    cursor = analytics.decode_cursor(after, "after") if after else None
+    events, more = await analytics.events_page(
+        ctx.events.clickhouse, ctx.scope, metric_spec(metric, price), customer_id, spans, first, cursor
+    )
+    end_cursor = analytics.encode_cursor(events[-1].timestamp, events[-1].idempotency_key) if events else None
+    return EventPage(events, end_cursor, more)

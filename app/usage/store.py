@@ -2,20 +2,31 @@
 
 Every read is scoped by (org_id, mode) in SQL and uses FINAL, so a row that a retry wrote twice (same sorting key)
 counts once even before ClickHouse merges it away.
+
+Appends are group-committed: a ClickHouse insert costs milliseconds whatever its size (a new part), so appends that
+arrive while one insert runs go together in the next one, and each caller returns only once the insert holding its
+rows has succeeded. Acknowledged still means stored; this is not ``async_insert``. Rows travel as one
+JSONCompactColumns document written by orjson (C), not through clickhouse-connect's per-value Python serializer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple, overload
+
+import orjson
+from clickhouse_connect.driver.exceptions import OperationalError
 
 from app.clickhouse import ClickHouse
+from app.errors import StoreUnavailable
 from app.tenancy import Scope
-from app.usage.aggregation import MetricSpec, finish, select_list
+from app.usage.aggregation import MetricSpec, filter_sql, finish, select_list
 
 EVENT_COLUMNS = (
     "org_id",
@@ -31,14 +42,21 @@ BUCKETS = {"HOUR": "toStartOfHour", "DAY": "toStartOfDay", "MONTH": "toStartOfMo
 _SCOPE = "org_id = {org:UUID} AND mode = {mode:String}"
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
+class StoredEvent(NamedTuple):
     customer_id: uuid.UUID
     event_name: str
     timestamp: datetime
     idempotency_key: str
     properties: str
     received_at: datetime
+
+
+log = logging.getLogger(__name__)
+# Rows of one insert at most; a longer queue is written in several.
+MAX_GROUP_ROWS = 50_000
+# orjson writes datetimes as RFC 3339 with an offset ("2026-11-01T10:00:00.123456+00:00").
+_INSERT_SETTINGS = {"date_time_input_format": "best_effort"}
+_DOWN = "The event store (ClickHouse) is unavailable; nothing was stored. Retry the request."
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,28 +75,182 @@ class Bucket:
     events: int
 
 
+class EventBatch(Sequence[StoredEvent]):
+    """Events held as columns, the shape the insert sends, and readable as a sequence of StoredEvent values; the
+    ingest path builds one from its claims without making an object per event."""
+
+    __slots__ = ("customers", "keys", "names", "properties", "received", "timestamps")
+
+    def __init__(
+        self,
+        customers: Sequence[uuid.UUID],
+        names: Sequence[str],
+        timestamps: Sequence[datetime],
+        keys: Sequence[str],
+        properties: Sequence[str],
+        received: Sequence[datetime],
+    ) -> None:
+        self.customers, self.names, self.timestamps = customers, names, timestamps
+        self.keys, self.properties, self.received = keys, properties, received
+
+    @classmethod
+    def from_claims(
+        cls, claims: Iterable[Sequence[Any]], properties: dict[str, str], received_at: datetime
+    ) -> EventBatch:
+        """From (key, customer_id, event_name, timestamp, …) tuples, with each key's properties."""
+        columns = list(zip(*claims, strict=True)) or [(), (), (), ()]
+        keys, customers, names, timestamps = columns[0], columns[1], columns[2], columns[3]
+        return cls(customers, names, timestamps, keys, [properties[key] for key in keys], [received_at] * len(keys))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, index: int) -> StoredEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[StoredEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> StoredEvent | Sequence[StoredEvent]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return StoredEvent(
+            self.customers[index],
+            self.names[index],
+            self.timestamps[index],
+            self.keys[index],
+            self.properties[index],
+            self.received[index],
+        )
+
+
+class _Columns:
+    """One append's rows as columns (EVENT_COLUMNS order), ready to be concatenated with others."""
+
+    __slots__ = ("columns", "rows")
+
+    def __init__(self, scope: Scope, events: Sequence[StoredEvent]) -> None:
+        rows = len(events)
+        if isinstance(events, EventBatch):
+            customers, names, timestamps = events.customers, events.names, events.timestamps
+            keys, properties, received = events.keys, events.properties, events.received
+        else:
+            customers, names, timestamps, keys, properties, received = zip(*events, strict=True) if rows else ((),) * 6
+        self.rows = rows
+        self.columns: tuple[Sequence[Any], ...] = (
+            [scope.org_id] * rows,
+            [scope.mode.value] * rows,
+            customers,
+            names,
+            timestamps,
+            keys,
+            properties,
+            received,
+        )
+
+
+class _GroupCommit:
+    """Appends that arrive while an insert runs wait for the next one, which takes them all (up to MAX_GROUP_ROWS).
+
+    Each append's future resolves when the insert holding its rows has returned: success for all of them, or the
+    insert's error for all of them. If a group fails for a reason other than the store being unreachable, its
+    appends are retried one by one, so that one bad append cannot fail the others.
+    """
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.queue: list[tuple[_Columns, asyncio.Future[None]]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.draining = False
+
+    async def append(self, block: _Columns) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self.loop:  # first use, or a new event loop (tests): nothing of the old one can finish
+            self.loop, self.queue, self.draining = loop, [], False
+        future: asyncio.Future[None] = loop.create_future()
+        self.queue.append((block, future))
+        if not self.draining:
+            self.draining = True
+            loop.create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.queue:
+                group, rows = [], 0
+                while self.queue and (not group or rows + self.queue[0][0].rows <= MAX_GROUP_ROWS):
+                    item = self.queue.pop(0)
+                    group.append(item)
+                    rows += item[0].rows
+                await self._commit(group)
+        finally:
+            self.draining = False
+
+    async def _commit(self, group: list[tuple[_Columns, asyncio.Future[None]]]) -> None:
+        try:
+            await self.store.insert_columns(_merge([block for block, _ in group]))
+        except StoreUnavailable as exc:
+            if len(group) > 1 and not isinstance(exc.__cause__, OperationalError):
+                for item in group:  # a rejected row, not an outage: find whose
+                    await self._commit([item])
+                return
+            _settle(group, exc)
+        except BaseException as exc:  # cancelled at shutdown: nobody was acknowledged
+            _settle(group, StoreUnavailable(_DOWN))
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            _settle(group, None)
+
+
+def _merge(blocks: list[_Columns]) -> list[Sequence[Any]]:
+    if len(blocks) == 1:
+        return list(blocks[0].columns)
+    merged: list[list[Any]] = [[] for _ in EVENT_COLUMNS]
+    for block in blocks:
+        for column, values in zip(merged, block.columns, strict=True):
+            column.extend(values)
+    return list(merged)
+
+
+def _settle(group: list[tuple[_Columns, asyncio.Future[None]]], error: BaseException | None) -> None:
+    for _, future in group:
+        if future.done():  # its caller went away (cancelled); its rows may be stored, unacknowledged
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
 class EventStore:
     def __init__(self, clickhouse: ClickHouse) -> None:
         self.clickhouse = clickhouse
+        self._group = _GroupCommit(self)
 
     async def append(self, scope: Scope, events: Sequence[StoredEvent]) -> None:
-        rows = [
-            [
-                scope.org_id,
-                scope.mode.value,
-                e.customer_id,
-                e.event_name,
-                e.timestamp,
-                e.idempotency_key,
-                e.properties,
-                e.received_at,
-            ]
-            for e in events
-        ]
-        await self.clickhouse.insert("events", rows, EVENT_COLUMNS)
+        """Store ``events``; returns once they are in ClickHouse (raises StoreUnavailable, storing nothing
+        acknowledged, otherwise)."""
+        if events:
+            await self._group.append(_Columns(scope, events))
+
+    async def insert_columns(self, columns: list[Sequence[Any]]) -> None:
+        """One INSERT of the given columns (EVENT_COLUMNS order), in a worker thread."""
+        client = self.clickhouse.client
+
+        def run() -> None:
+            payload = orjson.dumps(columns, default=str)  # str: UUID subclasses (asyncpg's), which orjson skips
+            client.raw_insert("events", EVENT_COLUMNS, payload, fmt="JSONCompactColumns", settings=_INSERT_SETTINGS)
+
+        try:
+            await asyncio.to_thread(run)
+        except Exception as exc:  # the driver raises many types; none is an acknowledgement
+            log.exception("clickhouse insert of %d rows failed", len(columns[0]) if columns else 0)
+            raise StoreUnavailable(_DOWN) from exc
 
     def _params(self, scope: Scope, metric: MetricSpec, start: datetime, end: datetime, **more: Any) -> dict[str, Any]:
         return {
+            **filter_sql(metric.filters)[1],
             "org": scope.org_id,
             "mode": scope.mode.value,
             "event": metric.event_name,
@@ -113,6 +285,7 @@ class EventStore:
             " AND e.customer_id IN {customers:Array(UUID)}"
             " AND e.timestamp >= {start:DateTime64(6, 'UTC')} AND e.timestamp < {end:DateTime64(6, 'UTC')}"
             " AND e.timestamp >= w.ws AND e.timestamp < w.we"
+            f"{filter_sql(metric.filters, 'e.')[0]}"
             " GROUP BY w.window"
         )
         params = self._params(
@@ -137,6 +310,7 @@ class EventStore:
             f"SELECT {bucket}(timestamp) AS bucket, {select_list(metric.aggregation)} FROM events FINAL"
             f" WHERE {_SCOPE} AND event_name = {{event:String}} AND customer_id = {{customer:UUID}}"
             " AND timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
+            f"{filter_sql(metric.filters)[0]}"
             " GROUP BY bucket ORDER BY bucket"
         )
         rows = await self.clickhouse.query(sql, self._params(scope, metric, start, end, customer=customer_id))

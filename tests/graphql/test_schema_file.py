@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.graphql.schema import schema_sdl
+from app.graphql.schema import schema, schema_sdl
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 
@@ -31,7 +31,16 @@ def test_contract_operations_are_present() -> None:
         "markInvoicePaid(id: ID!): Invoice!",
         "voidInvoice(id: ID!): Invoice!",
         "customer(id: ID!): Customer",
-        "usage(customerId: ID!, metricId: ID!, from: DateTime!, to: DateTime!, granularity: Granularity! = DAY):"
-        " [UsagePoint!]!",
     ):
         assert operation in sdl, operation
+    usage = schema._schema.query_type.fields["usage"]
+    assert str(usage.type) == "[UsagePoint!]!"
+    arguments = {name: str(arg.type) for name, arg in usage.args.items()}
+    assert arguments.items() >= {
+        "customerId": "ID!",
+        "metricId": "ID!",
+        "from": "DateTime!",
+        "to": "DateTime!",
+        "granularity": "Granularity!",
+    }.items()
+    assert usage.args["granularity"].default_value == "DAY"

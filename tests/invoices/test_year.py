@@ -86,11 +86,26 @@ async def _plans(api: Api) -> tuple[dict[str, Any], dict[str, Any]]:
     return starter, growth
 
 
-MONTH_ENDS = [utc(2026, 2, 28), utc(2026, 3, 31), utc(2026, 4, 30), utc(2026, 5, 31), utc(2026, 6, 30), utc(2026, 7, 31),
-              utc(2026, 8, 31), utc(2026, 9, 30), utc(2026, 10, 31), utc(2026, 11, 30), utc(2026, 12, 31), utc(2027, 1, 31)]  # fmt: skip
+# The monthly period ends of a subscription anchored on Jan 31: the last day of shorter months, else the 31st.
+MONTH_ENDS = [
+    utc(2026, 2, 28),
+    utc(2026, 3, 31),
+    utc(2026, 4, 30),
+    utc(2026, 5, 31),
+    utc(2026, 6, 30),
+    utc(2026, 7, 31),
+    utc(2026, 8, 31),
+    utc(2026, 9, 30),
+    utc(2026, 10, 31),
+    utc(2026, 11, 30),
+    utc(2026, 12, 31),
+    utc(2027, 1, 31),
+]
 
 
-async def test_a_year_left_alone_makes_twelve_finalized_invoices(api: Api, runtime: Runtime, clock: SettableClock) -> None:
+async def test_a_year_left_alone_makes_twelve_finalized_invoices(
+    api: Api, runtime: Runtime, clock: SettableClock
+) -> None:
     # given a monthly ₦2-per-call subscription starting on Jan 31 (the month-end rule applies)
     clock.set(utc(2026, 1, 31))
     metric = await api.metric()
@@ -109,7 +124,8 @@ async def test_a_year_left_alone_makes_twelve_finalized_invoices(api: Api, runti
     tree = (await api.call(SUBSCRIPTION, {"id": subscription["id"]}))["subscription"]
     invoices = tree["invoices"]
     assert [(i["periodStart"], i["periodEnd"]) for i in invoices] == [
-        (s.isoformat().replace("+00:00", "Z"), e.isoformat().replace("+00:00", "Z")) for s, e in zip(starts, MONTH_ENDS)
+        (s.isoformat().replace("+00:00", "Z"), e.isoformat().replace("+00:00", "Z"))
+        for s, e in zip(starts, MONTH_ENDS, strict=True)
     ]
     assert [i["status"] for i in invoices] == ["FINALIZED"] * 12
     assert [i["number"] for i in invoices] == [f"INV-{n:06d}" for n in range(1, 13)]
