@@ -8,13 +8,14 @@ from app.organizations.models import ApiKey, Organization, OrganizationSettings
 from app.outbox.models import OutboxEvent
 from app.plans.models import Plan, Price, PriceOverride
 from app.subscriptions.models import Subscription, SubscriptionPause, SubscriptionPhase
-from app.usage.models import EventClaim
+from app.usage.models import EventClaim, EventVoid
 
 __all__ = [
     "ApiKey",
     "Base",
     "Customer",
     "EventClaim",
+    "EventVoid",
     "Invoice",
     "InvoiceSequence",
     "LineItem",

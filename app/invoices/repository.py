@@ -36,6 +36,15 @@ class InvoiceRepository(Repository[Invoice]):
             Invoice.subscription_id, subscription_ids, Invoice.period_start, Invoice.created_at
         )
 
+    async def drafts_of_customers(self, customer_ids: Sequence[uuid.UUID]) -> list[Invoice]:
+        statement = (
+            self.select()
+            .where(Invoice.customer_id.in_(set(customer_ids)), Invoice.status == InvoiceStatus.DRAFT.value)
+            .order_by(Invoice.id)
+            .with_for_update()
+        )
+        return list(await self.db.scalars(statement))
+
     async def next_number(self) -> int:
         """Gapless per (organization, mode): the sequence row's lock orders concurrent finalizations."""
         result = await self.db.execute(_NEXT_NUMBER, {"org": self.scope.org_id, "mode": self.scope.mode.value})

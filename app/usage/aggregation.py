@@ -20,6 +20,11 @@ NUMERIC = (
     " simpleJSONExtractRaw(properties, {prop:String}), JSONExtractRaw(properties, {prop:String})), 12)"
 )
 RAW = "JSONExtractRaw(properties, {prop:String})"
+# Voided events keep their rows but count nowhere (see usage/voids.py).
+NOT_VOIDED = (
+    "idempotency_key NOT IN"
+    " (SELECT idempotency_key FROM voided_events WHERE org_id = {org:UUID} AND mode = {mode:String})"
+)
 
 # Each aggregation → (expression for its value, expression for a helper count).
 _EXPRESSIONS: dict[Aggregation, tuple[str, str]] = {

@@ -20,10 +20,10 @@ from app.clickhouse import ClickHouse
 from app.errors import InvalidInput
 from app.metrics.models import Aggregation
 from app.tenancy import Scope
-from app.usage.aggregation import MetricSpec, filter_sql, finish, select_list
+from app.usage.aggregation import NOT_VOIDED, MetricSpec, filter_sql, finish, select_list
 from app.usage.store import BUCKETS
 
-_SCOPE = "org_id = {org:UUID} AND mode = {mode:String}"
+_SCOPE = f"org_id = {{org:UUID}} AND mode = {{mode:String}} AND {NOT_VOIDED}"
 _RANGE = "timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
 # A property's value as text: strings unquoted, numbers and booleans as written.
 _GROUP = (

@@ -23,7 +23,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
@@ -51,6 +51,8 @@ _POLL_SECONDS = 0.05
 _PG_DOWN = "The billing database is unavailable; no event of this request was acknowledged. Retry it."
 _PG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, SQLAlchemyError, OSError)
 T = TypeVar("T")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _new_claim = functools.partial(tuple.__new__, ClaimRow)  # ClaimRow(*fields) minus a Python-level call
 
 
@@ -73,26 +75,44 @@ def _text(value: str, field: str, limit: int) -> str:
         raise InvalidInput(f"{field} must not be empty.", field=field)
     if len(value) > limit:
         raise InvalidInput(f"{field} is longer than {limit} characters.", field=field)
+    if "\x00" in value:  # PostgreSQL text cannot hold it
+        raise InvalidInput(f"{field} must not contain the NUL character (\\u0000).", field=field)
     return value
 
 
 def validate_batch(batch: Sequence[IncomingEvent], field: str) -> None:
     if not 1 <= len(batch) <= MAX_BATCH:
         raise InvalidInput(f"Send between 1 and {MAX_BATCH} events per request (got {len(batch)}).", field=field)
-    for index, event in enumerate(batch):
-        at = f"{field}.{index}"
-        _text(event.idempotency_key, f"{at}.idempotencyKey", MAX_KEY_LENGTH)
-        _text(event.event_name, f"{at}.eventName", MAX_NAME_LENGTH)
-        _text(event.customer, f"{at}.customerId", MAX_KEY_LENGTH)
-        if event.properties is not None and not isinstance(event.properties, dict):
+    for index, (name, customer, key, timestamp, properties) in enumerate(batch):  # the hot loop: checks inline
+        if (
+            type(key) is str
+            and 0 < len(key) <= MAX_KEY_LENGTH
+            and type(name) is str
+            and 0 < len(name) <= MAX_NAME_LENGTH
+            and type(customer) is str
+            and 0 < len(customer) <= MAX_KEY_LENGTH
+            and (properties is None or type(properties) is dict)
+            and (timestamp is None or timestamp.tzinfo is not None)
+            and not (key.isspace() or name.isspace() or customer.isspace())
+            and "\x00" not in key
+            and "\x00" not in name
+            and "\x00" not in customer
+        ):
+            continue
+        at = f"{field}.{index}"  # something is wrong with this event: say exactly what
+        _text(key, f"{at}.idempotencyKey", MAX_KEY_LENGTH)
+        _text(name, f"{at}.eventName", MAX_NAME_LENGTH)
+        _text(customer, f"{at}.customerId", MAX_KEY_LENGTH)
+        if properties is not None and not isinstance(properties, dict):
             raise InvalidInput("properties must be a JSON object.", field=f"{at}.properties")
-        if event.timestamp is not None and event.timestamp.tzinfo is None:
+        if timestamp is not None and timestamp.tzinfo is None:
             raise InvalidInput("timestamp needs a UTC offset.", field=f"{at}.timestamp")
 
 
 def body_hash(customer: str, event: IncomingEvent, properties: str) -> bytes:
-    """What the claim remembers of the body (``_prepare`` computes the same inline)."""
-    explicit = event.timestamp.isoformat() if event.timestamp is not None else ""
+    """What the claim remembers of the body (``_prepare`` computes the same inline); an explicit timestamp counts as
+    its microseconds since the epoch (exact, and cheaper to write than RFC 3339)."""
+    explicit = str((event.timestamp - _EPOCH) // _MICROSECOND) if event.timestamp is not None else ""
     body = f"{customer}\x1f{event.event_name}\x1f{explicit}\x1f{properties}"
     return hashlib.blake2b(body.encode(), digest_size=16).digest()
 
@@ -121,9 +141,13 @@ def _prepare(
             )
         if key in rows:
             continue
-        text = dumps(props, sort_keys=True) if props else "{}"
+        try:
+            text = dumps(props, sort_keys=True) if props else "{}"
+        except (TypeError, ValueError):  # e.g. a lone surrogate (\ud800) from an escape: not Unicode text
+            message = "properties hold text that is not valid Unicode."
+            raise InvalidInput(message, field=f"{field}.{index}.properties") from None
         customer_text = texts.get(customer_id) or texts.setdefault(customer_id, str(customer_id))
-        explicit = timestamp.isoformat() if timestamp is not None else ""
+        explicit = str((timestamp - _EPOCH) // _MICROSECOND) if timestamp is not None else ""
         digest = blake2b(f"{customer_text}\x1f{name}\x1f{explicit}\x1f{text}".encode(), digest_size=16).digest()
         rows[key] = new_claim((key, customer_id, name, timestamp or received_at, digest))
         properties[key] = text
@@ -227,6 +251,10 @@ class Ingestor:
                     await connection.execution_options(isolation_level="AUTOCOMMIT")
                     raw = await connection.get_raw_connection()
                     return await work(connection, raw.driver_connection)
+            except (UnicodeEncodeError, asyncpg.DataError) as exc:  # an argument the driver cannot encode
+                log.warning("ingest argument refused by the driver: %s", exc)
+                message = "A text field of this batch is not valid Unicode (a lone surrogate such as \\ud800?)."
+                raise InvalidInput(message) from exc
             except asyncpg.DeadlockDetectedError as exc:
                 if attempt < 2:
                     continue

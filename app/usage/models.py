@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, LargeBinary, String, Uuid
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, Uuid
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
+from app.tenancy import TenantMixin
 
 
 class EventClaim(Base):
@@ -30,3 +33,15 @@ class EventClaim(Base):
     body_hash: Mapped[bytes] = mapped_column(LargeBinary)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class EventVoid(TenantMixin, Base):
+    """A correction: which events were voided (by keys or by a filter), by which API key, when and why."""
+
+    __tablename__ = "event_voids"
+    __table_args__ = (Index(None, "org_id", "mode", "created_at"),)
+
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    voided_by_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    criteria: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    voided_count: Mapped[int] = mapped_column(Integer)

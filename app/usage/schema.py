@@ -6,10 +6,17 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from app.graphql.context import reader, require
+from app.graphql.context import mutation, reader, require
 from app.graphql.enums import Granularity, GranularityEnum
-from app.usage import service
-from app.usage.types import CustomerUsageType, EventInput, IngestResultType, UsagePointType
+from app.usage import service, voids
+from app.usage.types import (
+    CustomerUsageType,
+    EventInput,
+    EventVoidType,
+    IngestResultType,
+    UsagePointType,
+    VoidEventsInput,
+)
 
 
 @strawberry.type
@@ -56,3 +63,12 @@ class UsageMutation:
         batch = [event.to_domain() for event in events]
         result = await context.runtime.ingestor.ingest(context.principal.scope, batch)
         return IngestResultType.from_domain(result)
+
+    @strawberry.mutation(
+        description="Void events by idempotency keys or by a filter: their rows are kept but count nowhere; drafts are"
+        " recomputed, and voids in finalized periods are credited on the next invoice."
+    )
+    async def void_events(self, info: Info[Any, Any], input: VoidEventsInput) -> EventVoidType:
+        async with mutation(info) as ctx:
+            void = await voids.void_events(ctx, input.to_domain(), info.context.principal.key_id)
+        return EventVoidType.from_model(void)

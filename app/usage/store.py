@@ -26,7 +26,7 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from app.clickhouse import ClickHouse
 from app.errors import StoreUnavailable
 from app.tenancy import Scope
-from app.usage.aggregation import MetricSpec, filter_sql, finish, select_list
+from app.usage.aggregation import NOT_VOIDED, MetricSpec, filter_sql, finish, select_list
 
 EVENT_COLUMNS = (
     "org_id",
@@ -39,7 +39,7 @@ EVENT_COLUMNS = (
     "received_at",
 )
 BUCKETS = {"HOUR": "toStartOfHour", "DAY": "toStartOfDay", "MONTH": "toStartOfMonth"}
-_SCOPE = "org_id = {org:UUID} AND mode = {mode:String}"
+_SCOPE = f"org_id = {{org:UUID}} AND mode = {{mode:String}} AND {NOT_VOIDED}"
 
 
 class StoredEvent(NamedTuple):
@@ -282,6 +282,7 @@ class EventStore:
             "{windows:Array(Tuple(String, UUID, DateTime64(6, 'UTC'), DateTime64(6, 'UTC')))}) AS t)) AS w"
             " ON e.customer_id = w.customer_id"
             " WHERE e.org_id = {org:UUID} AND e.mode = {mode:String} AND e.event_name = {event:String}"
+            f" AND e.{NOT_VOIDED}"
             " AND e.customer_id IN {customers:Array(UUID)}"
             " AND e.timestamp >= {start:DateTime64(6, 'UTC')} AND e.timestamp < {end:DateTime64(6, 'UTC')}"
             " AND e.timestamp >= w.ws AND e.timestamp < w.we"

@@ -10,7 +10,9 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.usage.ingest import IncomingEvent, IngestResult
+from app.usage.models import EventVoid
 from app.usage.service import EventPage, UsagePoint
+from app.usage.voids import VoidRequest
 
 if TYPE_CHECKING:
     from app.customers.types import CustomerType
@@ -96,3 +98,46 @@ class CustomerUsageType:
         from app.customers.types import CustomerType
 
         return CustomerType.from_model(await info.context.loaders.customer_by_id.load(self.customer_id))
+
+
+@strawberry.input(
+    description="Which events to void: idempotencyKeys, or a filter (customerId and/or eventName, with from and to)."
+)
+class VoidEventsInput:
+    idempotency_keys: list[str] | None = None
+    customer_id: strawberry.ID | None = strawberry.field(default=None, description="Id or externalId.")
+    event_name: str | None = None
+    from_: datetime | None = strawberry.field(default=None, name="from")
+    to: datetime | None = None
+    reason: str | None = strawberry.field(default=None, description="Kept with the void, for the audit trail.")
+
+    def to_domain(self) -> VoidRequest:
+        return VoidRequest(
+            self.idempotency_keys,
+            None if self.customer_id is None else str(self.customer_id),
+            self.event_name,
+            self.from_,
+            self.to,
+            self.reason,
+        )
+
+
+@strawberry.type(name="EventVoid", description="A correction: events voided (their rows are kept, they count nowhere).")
+class EventVoidType:
+    id: strawberry.ID
+    reason: str | None
+    voided_count: int
+    criteria: JSON = strawberry.field(description="What was asked for: keys, or the filter.")
+    voided_by_key_id: strawberry.ID | None = strawberry.field(description="The API key that voided them.")
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, row: EventVoid) -> EventVoidType:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            reason=row.reason,
+            voided_count=row.voided_count,
+            criteria=row.criteria,
+            voided_by_key_id=None if row.voided_by_key_id is None else strawberry.ID(str(row.voided_by_key_id)),
+            created_at=row.created_at,
+        )
