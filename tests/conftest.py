@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app.clickhouse import ClickHouse, make_client, migrate_clickhouse
@@ -100,9 +101,19 @@ async def runtime(database_url: str, store_dir: Path, clock: SettableClock) -> A
 
 
 @pytest.fixture
-async def tenant(runtime: Runtime) -> Tenant:
-    """A fresh organization with a test-mode and a live-mode key, so tests never share state."""
-    return await new_tenant(runtime)
+async def tenant(runtime: Runtime) -> AsyncIterator[Tenant]:
+    """A fresh organization with a test-mode and a live-mode key, so tests never share state.
+
+    Its subscriptions are ended afterwards: the period-end worker reads across organizations, and a later test moving
+    the clock years ahead must not spend its time catching up this one's periods.
+    """
+    tenant = await new_tenant(runtime)
+    yield tenant
+    async with runtime.engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE subscriptions SET status = 'CANCELED' WHERE org_id = :org AND status <> 'CANCELED'"),
+            {"org": tenant.org_id},
+        )
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.orm.attributes import flag_modified
@@ -28,6 +28,8 @@ from app.subscriptions.models import Subscription
 from app.subscriptions.periods import Period
 
 NUMBER_FORMAT = "INV-{:06d}"
+# Periods a little older than the backdate window are still rechecked for late events and voids.
+LATE_MARGIN_DAYS = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,35 +77,102 @@ async def tax_rate_for(ctx: ServiceContext, customer_id: uuid.UUID) -> Decimal |
     return (await get_settings(ctx)).tax_rate
 
 
-async def compute(ctx: ServiceContext, pairs: Sequence[tuple[Invoice, Subscription]]) -> None:
-    """Recompute DRAFT invoices from usage as it stands: one grouped event-store query per metric for all of them."""
+async def compute(
+    ctx: ServiceContext, pairs: Sequence[tuple[Invoice, Subscription]], cutoff: datetime | None = None
+) -> None:
+    """Recompute DRAFT invoices from usage as it stands (events received before ``cutoff``, when given), each with
+    its late-usage lines; one grouped event-store query per metric for all of them."""
+    if not pairs:
+        return
     catalog = drafts.Catalog(ctx)
-    history = await timelines(ctx, [subscription for _, subscription in pairs])
-    bills = []
+    subscriptions = [subscription for _, subscription in pairs]
+    history = await timelines(ctx, subscriptions)
+    earlier = await _billed_periods(ctx, subscriptions)
+    bills, late = [], []
     for invoice, subscription in pairs:
-        segments = history[subscription.id].segments(Period(invoice.period_start, invoice.period_end))
+        timeline = history[subscription.id]
+        segments = timeline.segments(Period(invoice.period_start, invoice.period_end))
         bills.append(
-            await drafts.prepare(ctx, catalog, invoice.id, subscription.customer_id, invoice.period_start, segments)
+            await drafts.prepare(
+                ctx, catalog, invoice.id, subscription.customer_id, invoice.period_start, segments, cutoff
+            )
         )
-    quantities = await drafts.measure(ctx, catalog, bills)
+        for prior in earlier.get(subscription.id, []):
+            if prior.period_start >= invoice.period_start:
+                continue
+            prior_segments = timeline.segments(Period(prior.period_start, prior.period_end))
+            late.append(
+                (
+                    invoice.id,
+                    prior,
+                    await drafts.prepare(
+                        ctx,
+                        catalog,
+                        (invoice.id, prior.id),
+                        subscription.customer_id,
+                        prior.period_start,
+                        prior_segments,
+                        cutoff,
+                    ),
+                )
+            )
+    quantities = await drafts.measure(ctx, catalog, bills + [bill for _, _, bill in late])
+    billed = await _billed_quantities(ctx, [prior for _, prior, _ in late])
     lines = LineItemRepository(ctx.db, ctx.scope)
     for (invoice, subscription), bill in zip(pairs, bills, strict=True):
         priced = drafts.price(bill, catalog, quantities)
+        for owner, prior, prior_bill in late:
+            if owner == invoice.id:
+                priced.extend(drafts.late_lines(prior_bill, catalog, quantities, billed.get(prior.id, {}), prior))
         await lines.replace(invoice.id, priced)
         invoice.tax_rate = await tax_rate_for(ctx, subscription.customer_id)
         result = drafts.totals([line["amount"] for line in priced], invoice.currency, invoice.tax_rate)
         invoice.subtotal, invoice.tax, invoice.total = result.subtotal, result.tax, result.total
-        for name in (
-            "subtotal",
-            "tax",
-            "total",
-        ):  # written even when equal to the stored value: 0.00 == 0, scale differs
+        for name in ("subtotal", "tax", "total"):  # written even when equal to the stored value: 0.00 == 0
             flag_modified(invoice, name)
         invoice.computed_at = ctx.clock.now()
 
 
-async def freeze(ctx: ServiceContext, invoice: Invoice) -> None:
+async def _billed_periods(ctx: ServiceContext, subscriptions: Sequence[Subscription]) -> dict[uuid.UUID, list[Invoice]]:
+    """Finalized or paid invoices recent enough to receive late events (the backdate window, and a margin)."""
+    settings = await get_settings(ctx)
+    since = ctx.clock.now() - timedelta(days=settings.backdate_window_days + LATE_MARGIN_DAYS)
+    invoices = await InvoiceRepository(ctx.db, ctx.scope).billed_since([s.id for s in subscriptions], since)
+    grouped: dict[uuid.UUID, list[Invoice]] = {}
+    for invoice in invoices:
+        grouped.setdefault(invoice.subscription_id, []).append(invoice)
+    return grouped
+
+
+async def _billed_quantities(
+    ctx: ServiceContext, priors: Sequence[Invoice]
+) -> dict[uuid.UUID, dict[tuple[int, str], Decimal]]:
+    """What has been billed so far for each earlier period: its own lines' quantities, updated by the late-usage
+    lines of later finalized invoices (in order), per (segment, price)."""
+    if not priors:
+        return {}
+    ids = list({prior.id for prior in priors})
+    invoices = InvoiceRepository(ctx.db, ctx.scope)
+    billed: dict[uuid.UUID, dict[tuple[int, str], Decimal]] = {prior_id: {} for prior_id in ids}
+    rows = await LineItemRepository(ctx.db, ctx.scope).by_invoice_ids(ids)
+    for prior_id, lines in zip(ids, rows, strict=True):
+        for line in lines:
+            if line.price_id is not None and not (line.details or {}).get("late"):
+                billed[prior_id][(int((line.details or {}).get("segment", 0)), str(line.price_id))] = line.quantity
+    for line in await invoices.late_lines_for(ids):
+        late = line.details["late"]
+        billed[uuid.UUID(late["invoiceId"])][(int(late["segment"]), late["priceId"])] = Decimal(late["quantity"])
+    return billed
+
+
+def usage_cutoff(ctx: ServiceContext) -> datetime:
+    """Finalizing counts the events received until now; any received later are late usage for the next invoice."""
+    return ctx.clock.now()
+
+
+async def freeze(ctx: ServiceContext, invoice: Invoice, cutoff: datetime) -> None:
     """DRAFT → FINALIZED: a gapless number per organization and mode, and no amount ever changes again."""
+    invoice.usage_cutoff = cutoff
     invoice.number = NUMBER_FORMAT.format(await InvoiceRepository(ctx.db, ctx.scope).next_number())
     invoice.status = InvoiceStatus.FINALIZED.value
     invoice.finalized_at = ctx.clock.now()
@@ -123,9 +192,10 @@ async def close_period(
             if subscription.id in period_ends:
                 opened.invoice.period_end = period_ends[subscription.id]
             pairs.append((opened.invoice, subscription))
-    await compute(ctx, pairs)
+    cutoff = usage_cutoff(ctx)
+    await compute(ctx, pairs, cutoff)
     for invoice, _ in pairs:
-        await freeze(ctx, invoice)
+        await freeze(ctx, invoice, cutoff)
     return [invoice for invoice, _ in pairs]
 
 

@@ -57,6 +57,7 @@ class PeriodBill:
     key: Hashable
     customer_id: uuid.UUID
     segments: list[SegmentBill]
+    received_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ async def prepare(
     customer_id: uuid.UUID,
     period_start: datetime,
     segments: Sequence[ChargedSegment],
+    received_before: datetime | None = None,
 ) -> PeriodBill:
     await catalog.load([segment.plan_id for segment in segments])
     all_prices = [price.id for segment in segments for price in catalog.prices[segment.plan_id]]
@@ -129,6 +131,7 @@ async def prepare(
             )
             for segment in segments
         ],
+        received_before,
     )
 
 
@@ -146,15 +149,16 @@ async def measure(ctx: ServiceContext, catalog: Catalog, bills: Sequence[PeriodB
                     continue
                 seen.add(key)
                 specs[usage] = metric_spec(catalog.metrics[plan_price.metric_id], plan_price)
-                windows[usage].append(Window(key, bill.customer_id, segment.intervals))
+                windows[usage].append(Window(key, bill.customer_id, segment.intervals, bill.received_before))
     quantities: dict[QuantityKey, Decimal] = {}
     for usage, usage_windows in windows.items():
         quantities.update(await ctx.events.quantities(ctx.scope, specs[usage], usage_windows))  # type: ignore[arg-type]
     return quantities
 
 
-def _details(charge: Charge, overridden: bool, intervals: tuple[Interval, ...]) -> dict[str, Any]:
+def _details(charge: Charge, overridden: bool, intervals: tuple[Interval, ...], segment: int) -> dict[str, Any]:
     return {
+        "segment": segment,
         "explanation": charge.explanation,
         # what was counted: the charged intervals, so the events behind the line can be listed later
         "intervals": [[start.isoformat(), end.isoformat()] for start, end in intervals],
@@ -222,7 +226,69 @@ def price(bill: PeriodBill, catalog: Catalog, quantities: dict[QuantityKey, Deci
                     "quantity": charge.quantity,
                     "unit_price": charge.unit_price,
                     "amount": charge.amount,
-                    "details": _details(charge, override is not None, segment.intervals),
+                    "details": _details(charge, override is not None, segment.intervals, index),
+                }
+            )
+    return lines
+
+
+def late_lines(
+    bill: PeriodBill,
+    catalog: Catalog,
+    quantities: dict[QuantityKey, Decimal],
+    billed: dict[tuple[int, str], Decimal],
+    prior: Any,
+) -> list[dict[str, Any]]:
+    """Adjustments for an earlier, finalized period whose usage changed since it was billed (late events, voids).
+
+    Each is priced as the difference between the period's charge at its new quantity and at the quantity billed so
+    far, with that period's own terms, so tiers, floors and caps come out as if the events had been on time.
+    """
+    lines: list[dict[str, Any]] = []
+    label = f"{prior.number} ({prior.period_start.date().isoformat()} – {prior.period_end.date().isoformat()})"
+    for index, segment in enumerate(bill.segments):
+        for plan_price in segment.prices:
+            before = billed.get((index, str(plan_price.id)))
+            if before is None:
+                continue
+            after = quantities.get((bill.key, index, _usage_key(plan_price)), Decimal(0))
+            if after == before:
+                continue
+            override = segment.overrides.get(plan_price.id)
+            spec = stored_spec(override or plan_price)
+            with localcontext(_WIDE):
+                amount = compute_charge(spec, after).amount - compute_charge(spec, before).amount
+                change = after - before
+                unit_price = (amount / change).quantize(Decimal("1e-12")).normalize()
+            metric = catalog.metrics[plan_price.metric_id]
+            sign = "+" if change > 0 else "−"
+            explanation = (
+                f"late usage for {label}: {format_decimal(before)} → {format_decimal(after)}"
+                f" ({sign}{format_decimal(abs(change))})"
+            )
+            lines.append(
+                {
+                    "price_id": plan_price.id,
+                    "metric_id": metric.id,
+                    "model": (override or plan_price).model,
+                    "description": f"{metric.name}: {explanation}",
+                    "quantity": change,
+                    "unit_price": unit_price,
+                    "amount": amount,
+                    "details": {
+                        "explanation": explanation,
+                        "adjustment": None,
+                        "overridden": override is not None,
+                        "segment": index,
+                        "intervals": [[s.isoformat(), e.isoformat()] for s, e in segment.intervals],
+                        "tiers": [],
+                        "late": {
+                            "invoiceId": str(prior.id),
+                            "segment": index,
+                            "priceId": str(plan_price.id),
+                            "quantity": str(after),
+                        },
+                    },
                 }
             )
     return lines

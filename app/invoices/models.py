@@ -54,6 +54,8 @@ class Invoice(TenantMixin, Base):
     tax: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
     total: Mapped[Decimal] = mapped_column(Numeric, default=Decimal(0))
     computed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Set at finalization: the invoice counts events received before this instant; later ones are late usage.
+    usage_cutoff: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     voided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, text
+from sqlalchemy import delete, select, text
 
 from app.invoices.models import Invoice, InvoiceStatus, LineItem
 from app.tenancy import Repository
@@ -42,6 +42,33 @@ class InvoiceRepository(Repository[Invoice]):
             .where(Invoice.customer_id.in_(set(customer_ids)), Invoice.status == InvoiceStatus.DRAFT.value)
             .order_by(Invoice.id)
             .with_for_update()
+        )
+        return list(await self.db.scalars(statement))
+
+    async def billed_since(self, subscription_ids: Sequence[uuid.UUID], since: datetime) -> list[Invoice]:
+        """FINALIZED or PAID invoices of these subscriptions whose period ended after ``since``, oldest first."""
+        statement = (
+            self.select()
+            .where(
+                Invoice.subscription_id.in_(set(subscription_ids)),
+                Invoice.status.in_([InvoiceStatus.FINALIZED.value, InvoiceStatus.PAID.value]),
+                Invoice.period_end > since,
+            )
+            .order_by(Invoice.period_start)
+        )
+        return list(await self.db.scalars(statement))
+
+    async def late_lines_for(self, invoice_ids: Sequence[uuid.UUID]) -> list[LineItem]:
+        """Late-usage lines, on finalized or paid invoices, that adjusted any of these invoices' periods."""
+        statement = (
+            select(LineItem)
+            .join(Invoice, Invoice.id == LineItem.invoice_id)
+            .where(
+                *self.where_scoped(LineItem),
+                Invoice.status.in_([InvoiceStatus.FINALIZED.value, InvoiceStatus.PAID.value]),
+                LineItem.details["late"]["invoiceId"].astext.in_([str(i) for i in invoice_ids]),
+            )
+            .order_by(Invoice.finalized_at, LineItem.position)
         )
         return list(await self.db.scalars(statement))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.errors import Conflict, NotFound
-from app.invoices.billing import Preview, compute, freeze, open_invoice, preview
+from app.invoices.billing import Preview, compute, freeze, open_invoice, preview, usage_cutoff
 from app.invoices.models import Invoice, InvoiceStatus
 from app.invoices.repository import InvoiceRepository
 from app.outbox.service import record
@@ -43,8 +43,9 @@ async def finalize_invoice(ctx: ServiceContext, invoice_id: str) -> Invoice:
     invoice = await get_invoice(ctx, invoice_id, for_update=True)  # re-read under the subscription's lock
     if invoice.status != InvoiceStatus.DRAFT:
         raise _illegal(invoice, "finalize", "a DRAFT")
-    await compute(ctx, [(invoice, subscription)])
-    await freeze(ctx, invoice)
+    cutoff = usage_cutoff(ctx)
+    await compute(ctx, [(invoice, subscription)], cutoff)
+    await freeze(ctx, invoice, cutoff)
     return invoice
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from app.errors import InvalidInput
+from app.money import parse_decimal
 from app.organizations.models import OrganizationSettings
 from app.services import ServiceContext
 
@@ -25,6 +26,8 @@ class SettingsUpdate:
 
 
 def validate_tax_rate(rate: Decimal | None, field: str) -> Decimal | None:
+    if rate is not None:
+        rate = parse_decimal(rate, field)  # the digit limits every amount has
     if rate is not None and not Decimal(0) <= rate <= Decimal(100):
         raise InvalidInput("A tax rate is a percentage between 0 and 100.", field=field)
     return rate

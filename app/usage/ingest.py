@@ -216,12 +216,16 @@ class Ingestor:
         pending = [key for key in rows if key not in owned] if len(owned) < len(rows) else []
         deadline = asyncio.get_running_loop().time() + claims.LEASE_SECONDS + 2
         while pending:
+            # Confirmed claims are duplicates (a retried batch ends here, in one statement)...
+            states = await self._run(lambda _, c, p=pending: claims.written(c, scope, p))
+            pending = [key for key in pending if not states.get(key, False)]
+            if not pending:
+                break
+            # ...and a claim whose owner's lease ran out is taken over; the others are still being written.
             rest = [rows[key] for key in pending]
             taken = await self._run(lambda _, c, rest=rest: claims.take_over(c, scope, rest))
             owned.update(taken)
-            waiting = [key for key in pending if key not in taken]
-            states = await self._run(lambda _, c, w=waiting: claims.written(c, scope, w)) if waiting else {}
-            pending = [key for key in waiting if not states.get(key, False)]
+            pending = [key for key in pending if key not in taken]
             if pending and asyncio.get_running_loop().time() > deadline:
                 raise StoreUnavailable("Another request is still writing some of these events; retry shortly.")
             if pending:

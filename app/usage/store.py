@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, overload
 
@@ -66,6 +66,12 @@ class Window:
     key: Hashable
     customer_id: uuid.UUID
     intervals: tuple[tuple[datetime, datetime], ...]
+    # Only events received up to this instant (a finalized invoice's cutoff); None: everything received so far.
+    received_before: datetime | None = None
+
+
+# Stands for "no cutoff" inside the query (a DateTime64 parameter cannot be NULL).
+_NO_CUTOFF = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +275,7 @@ class EventStore:
         if not windows:
             return {}
         rows_in = [
-            (str(index), window.customer_id, start, end)
+            (str(index), window.customer_id, start, end, window.received_before or _NO_CUTOFF)
             for index, window in enumerate(windows)
             for start, end in window.intervals
             if start < end
@@ -278,14 +284,15 @@ class EventStore:
             return {window.key: Decimal(0) for window in windows}
         sql = (
             f"SELECT w.window, {select_list(metric.aggregation)} FROM events AS e FINAL"
-            " INNER JOIN (SELECT t.1 AS window, t.2 AS customer_id, t.3 AS ws, t.4 AS we FROM (SELECT arrayJoin("
-            "{windows:Array(Tuple(String, UUID, DateTime64(6, 'UTC'), DateTime64(6, 'UTC')))}) AS t)) AS w"
+            " INNER JOIN (SELECT t.1 AS window, t.2 AS customer_id, t.3 AS ws, t.4 AS we, t.5 AS rb FROM (SELECT"
+            " arrayJoin({windows:Array(Tuple(String, UUID, DateTime64(6, 'UTC'), DateTime64(6, 'UTC'),"
+            " DateTime64(6, 'UTC')))}) AS t)) AS w"
             " ON e.customer_id = w.customer_id"
             " WHERE e.org_id = {org:UUID} AND e.mode = {mode:String} AND e.event_name = {event:String}"
             f" AND e.{NOT_VOIDED}"
             " AND e.customer_id IN {customers:Array(UUID)}"
             " AND e.timestamp >= {start:DateTime64(6, 'UTC')} AND e.timestamp < {end:DateTime64(6, 'UTC')}"
-            " AND e.timestamp >= w.ws AND e.timestamp < w.we"
+            " AND e.timestamp >= w.ws AND e.timestamp < w.we AND e.received_at <= w.rb"
             f"{filter_sql(metric.filters, 'e.')[0]}"
             " GROUP BY w.window"
         )
