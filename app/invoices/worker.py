@@ -37,7 +37,9 @@ from app.tenancy import Mode, Scope
 log = logging.getLogger("kobo.worker")
 
 DEFAULT_GRACE_SECONDS = 3600
-BATCH_SIZE = 500
+# Due subscriptions priced together: one grouped ClickHouse query per metric for the whole batch (a query costs
+# nearly a scan of the period whatever its number of customers, so fewer, larger batches are much faster).
+BATCH_SIZE = 10_000
 
 
 def _due(now: datetime, limit: int) -> object:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
-from sqlalchemy import String, Uuid, any_, bindparam, or_
+from sqlalchemy import String, Uuid, any_, bindparam, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -37,6 +37,7 @@ from app.customers.models import Customer
 from app.customers.repository import CustomerRepository
 from app.db import Db
 from app.errors import InvalidInput, StoreUnavailable
+from app.organizations.models import OrganizationSettings
 from app.tenancy import Scope, parse_uuid
 from app.usage import claims, jsonenc
 from app.usage.claims import ClaimRow
@@ -47,6 +48,10 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 1000
 MAX_KEY_LENGTH = 255
 MAX_NAME_LENGTH = 200
+DEFAULT_BACKDATE_DAYS = 90
+# Events stamped a little in the future are accepted (senders' clocks drift); more is a mistake.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+_SETTINGS_CACHE_SECONDS = 30.0
 _POLL_SECONDS = 0.05
 _PG_DOWN = "The billing database is unavailable; no event of this request was acknowledged. Retry it."
 _PG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, SQLAlchemyError, OSError)
@@ -124,8 +129,16 @@ class _Prepared:
 
 
 def _prepare(
-    customers: dict[str, uuid.UUID], batch: Sequence[IncomingEvent], received_at: datetime, field: str
+    customers: dict[str, uuid.UUID],
+    batch: Sequence[IncomingEvent],
+    received_at: datetime,
+    field: str,
+    backdate_days: int = DEFAULT_BACKDATE_DAYS,
 ) -> _Prepared:
+    # "The future" is judged against the later of the billing clock and the machine's: a test or simulation moving the
+    # billing clock through the past must not see today's events as ahead of it.
+    oldest = received_at - timedelta(days=backdate_days)
+    newest = max(received_at, datetime.now(UTC)) + FUTURE_TOLERANCE
     texts: dict[uuid.UUID, str] = {}
     rows: dict[str, ClaimRow] = {}
     properties: dict[str, str] = {}
@@ -139,6 +152,8 @@ def _prepare(
                 f"Unknown customer {customer!r}: create it first (by id or externalId); nothing was stored.",
                 field=f"{field}.{index}.customerId",
             )
+        if timestamp is not None and not oldest <= timestamp <= newest:
+            raise _out_of_window(timestamp, received_at, backdate_days, f"{field}.{index}.timestamp")
         if key in rows:
             continue
         try:
@@ -154,6 +169,20 @@ def _prepare(
     return _Prepared(rows, properties)
 
 
+def _out_of_window(timestamp: datetime, now: datetime, backdate_days: int, field: str) -> InvalidInput:
+    if timestamp > max(now, datetime.now(UTC)):
+        return InvalidInput(
+            f"timestamp {timestamp.isoformat()} is more than {FUTURE_TOLERANCE.seconds // 60} minutes in the future;"
+            " check the sender's clock. Nothing of this batch was stored.",
+            field=field,
+        )
+    return InvalidInput(
+        f"timestamp {timestamp.isoformat()} is older than the backdate window ({backdate_days} days, an organization"
+        " setting); nothing of this batch was stored.",
+        field=field,
+    )
+
+
 class Ingestor:
     def __init__(
         self, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], events: EventStore, clock: Clock
@@ -162,6 +191,7 @@ class Ingestor:
         self.sessionmaker = sessionmaker
         self.events = events
         self.clock = clock
+        self._windows: dict[Scope, tuple[float, int]] = {}
 
     async def ingest(self, scope: Scope, batch: Sequence[IncomingEvent], field: str = "events") -> IngestResult:
         validate_batch(batch, field)
@@ -169,7 +199,7 @@ class Ingestor:
 
         async def prepare_and_claim(connection: AsyncConnection, driver: Any) -> tuple[_Prepared, list[str]]:
             customers = await self._customers(connection, scope, {event.customer for event in batch})
-            prepared = _prepare(customers, batch, received_at, field)
+            prepared = _prepare(customers, batch, received_at, field, await self._backdate_days(connection, scope))
             return prepared, await claims.claim(driver, scope, prepared.rows.values())
 
         prepared, claimed = await self._run(prepare_and_claim)  # one pooled connection for both
@@ -186,6 +216,23 @@ class Ingestor:
             else:
                 duplicates.append(key)
         return IngestResult(ingested, duplicates)
+
+    async def _backdate_days(self, connection: AsyncConnection, scope: Scope) -> int:
+        """The organization's backdate window (in this mode), cached briefly: it is read on every batch."""
+        now = self.clock.now().timestamp()
+        cached = self._windows.get(scope)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        days = await connection.scalar(
+            select(OrganizationSettings.backdate_window_days).where(
+                OrganizationSettings.org_id == scope.org_id, OrganizationSettings.mode == scope.mode.value
+            )
+        )
+        days = int(days) if days is not None else DEFAULT_BACKDATE_DAYS
+        if len(self._windows) > 10_000:
+            self._windows.clear()
+        self._windows[scope] = (now + _SETTINGS_CACHE_SECONDS, days)
+        return days
 
     async def _customers(self, connection: AsyncConnection, scope: Scope, refs: set[str]) -> dict[str, uuid.UUID]:
         """Customer ids by ref (Kobo id or externalId), in one scoped query; unknown refs are absent."""

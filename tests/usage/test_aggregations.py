@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from conftest import SettableClock
 from factories import INGEST, Api, GraphQLError
 
 AGGREGATIONS = ("COUNT", "SUM", "MAX", "MINIMUM", "AVERAGE", "UNIQUE")
@@ -177,7 +178,7 @@ async def test_events_of_another_event_name_or_customer_are_not_counted(api: Api
     }
 
 
-async def test_only_events_inside_the_half_open_period_are_counted(api: Api) -> None:
+async def test_only_events_inside_the_half_open_period_are_counted(api: Api, clock: SettableClock) -> None:
     # given a monthly subscription that started a day ago, so that its period [start, end) holds now
     world = await _world(api, start=datetime.now(UTC).replace(microsecond=0) - timedelta(days=1))
     customer_id = world["customer"]["id"]
@@ -198,6 +199,7 @@ async def test_only_events_inside_the_half_open_period_are_counted(api: Api) -> 
         {**_request(customer_id, key, amount=amount, region=key), "timestamp": _iso(at)}
         for key, (at, amount) in stamps.items()
     ]
+    clock.set(end + timedelta(minutes=1))  # events are sent once they happened (the future is refused)
     await api.ingest(batch)
 
     # then only the three events inside [start, end) count

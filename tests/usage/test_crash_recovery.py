@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ KOBO = [sys.executable, "-m", "app.cli"]
 INGEST = "mutation($events: [EventInput!]!) { ingestEvents(events: $events) { ingested duplicates } }"
 SERIES = """
 query($c: ID!, $m: ID!, $from: DateTime!, $to: DateTime!) {
-  usage(customerId: $c, metricId: $m, from: $from, to: $to, granularity: MONTH) { value eventCount }
+  usage(customerId: $c, metricId: $m, from: $from, to: $to, granularity: DAY) { value eventCount }
 }
 """
 
@@ -120,10 +121,14 @@ def _world(server: Server) -> tuple[str, str, str]:
 
 
 def _count(server: Server, key: str, customer: str, metric: str) -> int:
-    window = {"from": "2026-01-01T00:00:00Z", "to": "2026-02-01T00:00:00Z"}
+    window = {"from": DAY.isoformat(), "to": (DAY + timedelta(days=1)).isoformat()}
     points = gql(server.base, key, SERIES, {"c": customer, "m": metric, **window})["usage"]
     assert sum(int(p["value"]) for p in points) == sum(p["eventCount"] for p in points)
     return sum(p["eventCount"] for p in points)
+
+
+# Events of yesterday: inside any backdate window, never in the future.
+DAY = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _batch(customer: str, keys: range) -> list[dict[str, Any]]:
@@ -132,7 +137,7 @@ def _batch(customer: str, keys: range) -> list[dict[str, Any]]:
             "eventName": "e",
             "customerId": customer,
             "idempotencyKey": f"k{i}",
-            "timestamp": f"2026-01-15T00:00:{i % 60:02d}Z",
+            "timestamp": (DAY + timedelta(seconds=i % 60)).isoformat(),
         }
         for i in keys
     ]
@@ -180,12 +185,15 @@ def _sender(base: str, key: str, customer: str, seed: int, queue: Any) -> None:
         start = rng.randrange(0, 900)
         batch = _batch(customer, range(start, start + 100))
         rng.shuffle(batch)
-        while True:
+        for _attempt in range(100):  # bounded: a request the server refuses outright is a failure, not a retry
             try:
                 ingested.extend(gql(base, key, INGEST, {"events": batch})["ingestEvents"]["ingested"])
                 break
             except (httpx.HTTPError, RuntimeError):
                 time.sleep(0.05)
+        else:
+            queue.put(None)
+            return
     queue.put(ingested)
 
 
@@ -193,12 +201,16 @@ def test_concurrent_processes_sending_overlapping_batches(server: Server) -> Non
     key, customer, metric = _world(server)
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    senders = [context.Process(target=_sender, args=(server.base, key, customer, seed, queue)) for seed in range(4)]
+    senders = [
+        context.Process(target=_sender, args=(server.base, key, customer, seed, queue), daemon=True)
+        for seed in range(4)
+    ]
     for process in senders:
         process.start()
     results = [queue.get(timeout=240) for _ in senders]
     for process in senders:
         process.join(timeout=30)
+    assert None not in results, "a sender gave up: the server kept refusing its batch"
     every = [k for result in results for k in result]
     assert len(every) == len(set(every)), "a key was reported ingested by two requests"
     assert _count(server, key, customer, metric) == len(set(every))

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from app.runtime import Runtime
+from conftest import SettableClock
 from factories import INGEST, Api, GraphQLError, Tenant, events
 from tests_support import new_tenant
 
@@ -289,8 +290,9 @@ async def test_a_timestamp_without_offset_or_unparseable_rejects_the_batch(api: 
     assert timestamp in error.errors[0]["message"]
 
 
-async def test_a_timestamp_with_an_offset_is_stored_in_utc(api: Api) -> None:
+async def test_a_timestamp_with_an_offset_is_stored_in_utc(api: Api, clock: SettableClock) -> None:
     # given a COUNT metric and an event stamped 23:30 at UTC-02:00, i.e. 01:30 UTC the next day
+    clock.set(datetime(2025, 6, 3, tzinfo=UTC))  # sent soon after it happened
     world = await api.billable()
     customer_id, metric_id = world["customer"]["id"], world["metric"]["id"]
     batch = events(customer_id, 1, prefix="tz", timestamp="2025-06-01T23:30:00-02:00")

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from conftest import SettableClock
 from factories import Api, GraphQLError, Tenant
+
+WIDE_WINDOW = "mutation { updateOrganizationSettings(input: {backdateWindowDays: 3650}) { backdateWindowDays } }"
+
+
+@pytest.fixture(autouse=True)
+async def _history_is_accepted(api: Api, clock: SettableClock) -> None:
+    """These tests send events from early 2025: the clock stands just after them, with a wide backdate window."""
+    clock.set(datetime(2025, 5, 10, tzinfo=UTC))
+    await api.call(WIDE_WINDOW)
 
 USAGE = """
 query($customer: ID!, $metric: ID!, $from: DateTime!, $to: DateTime!, $granularity: Granularity!) {
