@@ -36,11 +36,14 @@ def test_contract_operations_are_present() -> None:
     usage = schema._schema.query_type.fields["usage"]
     assert str(usage.type) == "[UsagePoint!]!"
     arguments = {name: str(arg.type) for name, arg in usage.args.items()}
-    assert arguments.items() >= {
-        "customerId": "ID!",
-        "metricId": "ID!",
-        "from": "DateTime!",
-        "to": "DateTime!",
-        "granularity": "Granularity!",
-    }.items()
+    assert (
+        arguments.items()
+        >= {
+            "customerId": "ID!",
+            "metricId": "ID!",
+            "from": "DateTime!",
+            "to": "DateTime!",
+            "granularity": "Granularity!",
+        }.items()
+    )
     assert usage.args["granularity"].default_value == "DAY"

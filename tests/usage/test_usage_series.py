@@ -20,6 +20,7 @@ async def _history_is_accepted(api: Api, clock: SettableClock) -> None:
     clock.set(datetime(2025, 5, 10, tzinfo=UTC))
     await api.call(WIDE_WINDOW)
 
+
 USAGE = """
 query($customer: ID!, $metric: ID!, $from: DateTime!, $to: DateTime!, $granularity: Granularity!) {
   usage(customerId: $customer, metricId: $metric, from: $from, to: $to, granularity: $granularity) {

@@ -1,0 +1,19 @@
+"""GraphQL ingest throughput: `ingestEvents` against a real `kobo serve`, beside a raw chDB insert of the same rows.
+
+    python bench/ingest_graphql.py [--events 100000] [--concurrency 8] [--batch 1000]
+
+The same run as bench/ingest_rest.py, through `POST /graphql` with the `ingestEvents` mutation (camelCase variables).
+Target (issue 6): >= 20,000 events/s.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import ingest_benchmark
+
+if __name__ == "__main__":
+    sys.exit(ingest_benchmark("graphql"))
