@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.db import open_db
 from app.invoices import worker
@@ -32,7 +31,7 @@ from app.subscriptions.models import Subscription
 from factories import FINALIZE, INVOICE_FIELDS, MARK_PAID, VOID, Api, Tenant
 
 if TYPE_CHECKING:
-    from conftest import TestClock
+    from conftest import SettableClock
 
 SUBSCRIPTION = (
     "query($id: ID!) { subscription(id: $id) { id status currentPeriodStart currentPeriodEnd trialEndsAt"
@@ -64,19 +63,9 @@ def calls(customer_id: str, *stamps: datetime) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture(autouse=True)
-async def _retire_subscriptions(runtime: Runtime, tenant: Tenant) -> AsyncIterator[None]:
-    """Cancel this test's subscriptions afterwards, so no later worker pass catches up years of their periods."""
-    yield
-    async with open_db(runtime.sessionmaker) as db, db.transaction():
-        await db.execute(
-            update(Subscription)
-            .where(Subscription.org_id == tenant.org_id, Subscription.status != "CANCELED")
-            .values(status="CANCELED")
-        )
-
-
-async def world(api: Api, clock: TestClock, start: datetime, *, base_fee: str = "100", **plan: Any) -> dict[str, Any]:
+async def world(
+    api: Api, clock: SettableClock, start: datetime, *, base_fee: str = "100", **plan: Any
+) -> dict[str, Any]:
     """A customer on a fresh plan (base fee + ₦2 per api_call, monthly unless told), subscribed at ``start``; the
     clock is left at ``start``."""
     clock.set(start)
@@ -118,7 +107,7 @@ async def stored_invoices(runtime: Runtime, tenant: Tenant) -> list[Invoice]:
 
 @pytest.mark.parametrize("grace", [None, 0, 7200])
 async def test_a_period_closes_only_once_its_end_plus_the_grace_window_has_passed(
-    api: Api, clock: TestClock, runtime: Runtime, grace: int | None
+    api: Api, clock: SettableClock, runtime: Runtime, grace: int | None
 ) -> None:
     # given the organization's grace window (default 3600 s) and a monthly subscription [Mar 1, Apr 1) with 3 calls
     if grace is not None:
@@ -166,7 +155,7 @@ async def test_a_period_closes_only_once_its_end_plus_the_grace_window_has_passe
 
 
 async def test_after_downtime_one_pass_closes_every_missed_period_in_order(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given a monthly subscription from Jan 1 with k calls in its k-th month, and a sixth month's call
     w = await world(api, clock, utc(2018, 1, 1))
@@ -218,7 +207,7 @@ async def test_after_downtime_one_pass_closes_every_missed_period_in_order(
 
 
 async def test_concurrent_workers_make_one_finalized_invoice_per_period_with_gapless_numbers(
-    api: Api, clock: TestClock, runtime: Runtime, tenant: Tenant
+    api: Api, clock: SettableClock, runtime: Runtime, tenant: Tenant
 ) -> None:
     # given 20 monthly subscriptions from Jan 1, the i-th with (i mod 3) + 1 calls in each month, three periods behind
     clock.set(utc(2018, 1, 1))
@@ -264,7 +253,7 @@ async def test_concurrent_workers_make_one_finalized_invoice_per_period_with_gap
 
 
 async def test_generate_invoice_racing_a_worker_pass_never_makes_a_second_invoice(
-    api: Api, clock: TestClock, runtime: Runtime, tenant: Tenant
+    api: Api, clock: SettableClock, runtime: Runtime, tenant: Tenant
 ) -> None:
     # given six monthly subscriptions whose March has ended (grace included), each with 2 calls in March
     clock.set(utc(2018, 3, 1))
@@ -300,7 +289,7 @@ async def test_generate_invoice_racing_a_worker_pass_never_makes_a_second_invoic
 
 
 async def test_the_worker_finalizes_the_draft_the_user_generated_during_the_period(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given a draft generated mid-period for 1 call, and 2 more calls after it
     w = await world(api, clock, utc(2018, 3, 1))
@@ -322,7 +311,9 @@ async def test_the_worker_finalizes_the_draft_the_user_generated_during_the_peri
     assert invoice["finalizedAt"] == "2018-04-01T01:00:00Z"
 
 
-async def test_a_period_the_user_finalized_is_not_finalized_again(api: Api, clock: TestClock, runtime: Runtime) -> None:
+async def test_a_period_the_user_finalized_is_not_finalized_again(
+    api: Api, clock: SettableClock, runtime: Runtime
+) -> None:
     # given a period finalized by hand on Mar 10 (1 call), then a later call in the same period
     w = await world(api, clock, utc(2018, 3, 1))
     subscription_id, customer_id = w["subscription"]["id"], w["customer"]["id"]
@@ -357,7 +348,7 @@ async def test_a_period_the_user_finalized_is_not_finalized_again(api: Api, cloc
 
 
 async def test_paying_or_voiding_invoices_the_worker_closed_writes_their_outbox_events(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given two periods closed by the worker
     w = await world(api, clock, utc(2018, 3, 1))
@@ -382,7 +373,9 @@ async def test_paying_or_voiding_invoices_the_worker_closed_writes_their_outbox_
 # --- paused subscriptions -------------------------------------------------------------------------------------------
 
 
-async def test_periods_paused_throughout_still_get_a_zero_invoice(api: Api, clock: TestClock, runtime: Runtime) -> None:
+async def test_periods_paused_throughout_still_get_a_zero_invoice(
+    api: Api, clock: SettableClock, runtime: Runtime
+) -> None:
     # given a subscription from Apr 1 paused on Apr 16 (half of April) and never resumed, with calls all along
     w = await world(api, clock, utc(2018, 4, 1))
     subscription_id, customer_id = w["subscription"]["id"], w["customer"]["id"]
@@ -413,7 +406,7 @@ async def test_periods_paused_throughout_still_get_a_zero_invoice(api: Api, cloc
 
 
 async def test_a_trial_ending_mid_period_makes_the_subscription_active_once_it_ends(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given a 10-day trial from Apr 1
     w = await world(api, clock, utc(2018, 4, 1), trialPeriodDays=10)
@@ -440,7 +433,7 @@ async def test_a_trial_ending_mid_period_makes_the_subscription_active_once_it_e
 
 
 async def test_a_trial_ending_with_the_period_makes_the_subscription_active_when_the_period_closes(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given a weekly plan with a 7-day trial: the trial ends exactly when the first period does
     w = await world(api, clock, utc(2018, 4, 2), billingPeriod="WEEKLY", trialPeriodDays=7)
@@ -471,7 +464,7 @@ async def test_a_trial_ending_with_the_period_makes_the_subscription_active_when
 
 
 async def test_a_failed_pass_commits_nothing(
-    api: Api, clock: TestClock, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    api: Api, clock: SettableClock, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a period due for closing, and a worker that fails after finalizing its invoice, before moving on
     w = await world(api, clock, utc(2018, 3, 1))

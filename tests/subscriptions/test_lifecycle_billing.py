@@ -10,23 +10,19 @@ never catches up another test's subscriptions, nor they ours.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import update
 
-from app.db import open_db
 from app.invoices import billing
 from app.invoices.worker import run_once
 from app.runtime import Runtime
-from app.subscriptions.models import Subscription
-from factories import INVOICE_FIELDS, Api, GraphQLError, Tenant
+from factories import INVOICE_FIELDS, Api, GraphQLError
 
 if TYPE_CHECKING:
-    from conftest import TestClock
+    from conftest import SettableClock
 
 FIELDS = (
     "id status currentPeriodStart currentPeriodEnd trialEndsAt canceledAt cancelAtPeriodEnd plan { id }"
@@ -57,18 +53,6 @@ def wire(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
 
-@pytest.fixture(autouse=True)
-async def _retire_subscriptions(runtime: Runtime, tenant: Tenant) -> AsyncIterator[None]:
-    """Cancel this test's subscriptions afterwards, so no later worker pass catches up years of their periods."""
-    yield
-    async with open_db(runtime.sessionmaker) as db, db.transaction():
-        await db.execute(
-            update(Subscription)
-            .where(Subscription.org_id == tenant.org_id, Subscription.status != "CANCELED")
-            .values(status="CANCELED")
-        )
-
-
 def events(customer_id: str, *stamps: datetime, name: str = "api_call") -> list[dict[str, Any]]:
     """One ``name`` event at each instant, with fresh idempotency keys."""
     prefix = uuid.uuid4().hex[:8]
@@ -85,7 +69,7 @@ async def plan(
     return await api.plan(metric_id, name=name, baseFee=base_fee, prices=prices, **more)
 
 
-async def world(api: Api, clock: TestClock, start: datetime, **plan_fields: Any) -> dict[str, Any]:
+async def world(api: Api, clock: SettableClock, start: datetime, **plan_fields: Any) -> dict[str, Any]:
     """A customer on a fresh plan (₦100 base fee + ₦2 per api_call, monthly unless told) from ``start``; the clock is
     left at ``start``."""
     clock.set(start)
@@ -137,7 +121,7 @@ def close(amount: str, expected: Decimal) -> bool:
 
 
 async def test_the_trial_is_not_charged_and_the_base_fee_is_prorated_by_the_charged_share(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given a 6-day trial from Apr 1 (trialEndsAt Apr 7), calls during the trial, at its end and after it
     w = await world(api, clock, utc(2018, 4, 1), trialPeriodDays=6)
@@ -161,7 +145,7 @@ async def test_the_trial_is_not_charged_and_the_base_fee_is_prorated_by_the_char
 
 
 async def test_a_period_inside_the_trial_is_free_and_the_next_is_charged_from_the_trial_end(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given a 40-day trial from Apr 1 (to May 11) on a ₦310 base fee, with calls in April and May
     w = await world(api, clock, utc(2018, 4, 1), trialPeriodDays=40, base_fee="310")
@@ -189,7 +173,7 @@ async def test_a_period_inside_the_trial_is_free_and_the_next_is_charged_from_th
 
 
 async def test_usage_while_paused_is_kept_but_not_charged_and_the_base_fee_is_prorated(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given a subscription from Apr 1, paused Apr 10 to Apr 16 (6 of April's 30 days)
     w = await world(api, clock, utc(2018, 4, 1))
@@ -238,7 +222,7 @@ async def test_usage_while_paused_is_kept_but_not_charged_and_the_base_fee_is_pr
 
 
 async def test_cancel_now_finalizes_a_final_invoice_for_the_partial_period(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given a subscription from Apr 1 with 3 calls before Apr 19
     w = await world(api, clock, utc(2018, 4, 1))
@@ -281,7 +265,7 @@ async def test_cancel_now_finalizes_a_final_invoice_for_the_partial_period(
 
 
 async def test_cancel_now_after_the_period_ended_but_before_the_worker_closed_it_bills_each_period_apart(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given a subscription from Apr 1 with calls in April and on May 1, and the clock inside April's grace window
     w = await world(api, clock, utc(2018, 4, 1))
@@ -312,7 +296,7 @@ async def test_cancel_now_after_the_period_ended_but_before_the_worker_closed_it
 
 
 async def test_cancel_at_period_end_ends_the_subscription_when_the_worker_closes_the_period(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given a subscription from Apr 1 with 2 calls in April, canceled at period end on Apr 10
     w = await world(api, clock, utc(2018, 4, 1))
@@ -346,7 +330,7 @@ async def test_cancel_at_period_end_ends_the_subscription_when_the_worker_closes
 
 
 async def test_reactivating_before_the_period_end_keeps_the_subscription_going(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given a subscription from Apr 1, canceled at period end on Apr 10, then reactivated on Apr 20
     w = await world(api, clock, utc(2018, 4, 1))
@@ -375,7 +359,7 @@ async def test_reactivating_before_the_period_end_keeps_the_subscription_going(
 
 
 async def test_reactivating_what_is_not_set_to_cancel_or_already_canceled_is_a_conflict_naming_the_state(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given an ACTIVE subscription not set to cancel
     w = await world(api, clock, utc(2018, 4, 1))
@@ -398,7 +382,7 @@ async def test_reactivating_what_is_not_set_to_cancel_or_already_canceled_is_a_c
 
 
 async def test_a_plan_change_now_splits_usage_and_base_fee_at_the_instant(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given Basic (₦100 + ₦2/call) from Apr 1 and Pro (₦300 + ₦3/call) on the same metric
     w = await world(api, clock, utc(2018, 4, 1))
@@ -439,7 +423,7 @@ async def test_a_plan_change_now_splits_usage_and_base_fee_at_the_instant(
 
 
 async def test_a_plan_change_at_period_end_starts_the_next_period_on_the_new_plan(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given Basic from Apr 1, scheduled on Apr 7 to move to Pro at the period's end
     w = await world(api, clock, utc(2018, 4, 1))
@@ -474,7 +458,7 @@ async def test_a_plan_change_at_period_end_starts_the_next_period_on_the_new_pla
 
 @pytest.mark.parametrize("other", [{"currency": "USD"}, {"billingPeriod": "WEEKLY"}])
 async def test_a_plan_change_to_another_currency_or_billing_period_is_bad_input_on_plan_id(
-    api: Api, clock: TestClock, other: dict[str, str]
+    api: Api, clock: SettableClock, other: dict[str, str]
 ) -> None:
     w = await world(api, clock, utc(2018, 4, 1))
     subscription_id = w["subscription"]["id"]
@@ -491,7 +475,7 @@ async def test_a_plan_change_to_another_currency_or_billing_period_is_bad_input_
 
 
 async def test_a_plan_change_to_a_plan_pricing_a_metric_of_another_live_subscription_is_a_conflict(
-    api: Api, clock: TestClock
+    api: Api, clock: SettableClock
 ) -> None:
     # given a customer on a calls plan and on a storage plan
     w = await world(api, clock, utc(2018, 4, 1))
@@ -522,7 +506,7 @@ async def test_a_plan_change_to_a_plan_pricing_a_metric_of_another_live_subscrip
 
 
 async def test_changing_the_plan_of_a_canceled_subscription_is_a_conflict_naming_its_state(
-    api: Api, clock: TestClock
+    api: Api, clock: SettableClock
 ) -> None:
     w = await world(api, clock, utc(2018, 4, 1))
     pro = await plan(api, w["metric"]["id"], name="Pro")
@@ -537,7 +521,7 @@ async def test_changing_the_plan_of_a_canceled_subscription_is_a_conflict_naming
 
 
 async def test_calendar_billing_prorates_the_first_partial_month_then_bills_whole_calendar_months(
-    api: Api, clock: TestClock, runtime: Runtime
+    api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given a ₦310 monthly plan and a calendar-anchored subscription from Jan 15, with a call in each month
     clock.set(utc(2018, 1, 15))
@@ -584,7 +568,7 @@ async def test_calendar_billing_prorates_the_first_partial_month_then_bills_whol
     ],
 )
 async def test_every_billing_period_rolls_over_with_the_worker(
-    api: Api, clock: TestClock, runtime: Runtime, billing_period: str, start: datetime, boundaries: list[datetime]
+    api: Api, clock: SettableClock, runtime: Runtime, billing_period: str, start: datetime, boundaries: list[datetime]
 ) -> None:
     # given a subscription billed every billing_period from start, with one call in each of its first two periods
     w = await world(api, clock, start, billingPeriod=billing_period)
@@ -608,7 +592,9 @@ async def test_every_billing_period_rolls_over_with_the_worker(
 # --- the outbox -----------------------------------------------------------------------------------------------------
 
 
-async def test_each_transition_writes_its_outbox_event_and_a_failed_one_writes_none(api: Api, clock: TestClock) -> None:
+async def test_each_transition_writes_its_outbox_event_and_a_failed_one_writes_none(
+    api: Api, clock: SettableClock
+) -> None:
     async def written() -> list[tuple[str, str, str]]:
         return sorted((e["type"], e["objectId"], e["createdAt"]) for e in await outbox(api))
 
@@ -657,7 +643,7 @@ async def test_each_transition_writes_its_outbox_event_and_a_failed_one_writes_n
 
 
 async def test_a_transition_that_fails_midway_writes_no_outbox_row(
-    api: Api, clock: TestClock, monkeypatch: pytest.MonkeyPatch
+    api: Api, clock: SettableClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a subscription, and finalization broken so that cancel-now fails after its invoice was opened
     w = await world(api, clock, utc(2018, 4, 1))
