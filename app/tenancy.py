@@ -55,6 +55,11 @@ def parse_uuid(value: str | uuid.UUID) -> uuid.UUID | None:
         return None
 
 
+def scoped_select(model: type[Any], scope: Scope, *entities: Any) -> Select[Any]:
+    """``SELECT entities FROM model`` within ``scope``: the one place tenant reads are filtered."""
+    return select(*(entities or (model,))).where(model.org_id == scope.org_id, model.mode == scope.mode.value)
+
+
 class Repository(Generic[M]):
     """Statements for one tenant-owned model, always within ``scope``."""
 
@@ -68,7 +73,7 @@ class Repository(Generic[M]):
         return (model.org_id == self.scope.org_id, model.mode == self.scope.mode.value)
 
     def select(self, *entities: Any) -> Select[Any]:
-        return select(*(entities or (self.model,))).where(*self.where_scoped(self.model))
+        return scoped_select(self.model, self.scope, *entities)
 
     def update(self) -> Update:
         return update(self.model).where(*self.where_scoped(self.model))

@@ -15,7 +15,6 @@ from decimal import Decimal
 from sqlalchemy.orm.attributes import flag_modified
 
 from app.customers.repository import CustomerRepository
-from app.errors import Conflict
 from app.invoices import drafts
 from app.invoices.models import Invoice, InvoiceStatus
 from app.invoices.repository import InvoiceRepository, LineItemRepository
@@ -61,12 +60,6 @@ async def open_invoice(ctx: ServiceContext, subscription: Subscription, period_e
     await ctx.db.flush()
     record(ctx, "invoice.created", invoice.id, {"subscriptionId": str(subscription.id)})
     return Opened(invoice, True)
-
-
-def require_draft(invoice: Invoice, action: str) -> None:
-    if invoice.status != InvoiceStatus.DRAFT:
-        number = f" ({invoice.number})" if invoice.number else ""
-        raise Conflict(f"Cannot {action}: the period's invoice{number} is {invoice.status}.", field="id")
 
 
 async def tax_rate_for(ctx: ServiceContext, customer_id: uuid.UUID) -> Decimal | None:

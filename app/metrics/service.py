@@ -41,8 +41,8 @@ async def create_metric(ctx: ServiceContext, data: NewMetric) -> Metric:
     )
 
 
-async def get_metric(ctx: ServiceContext, metric_id: str) -> Metric:
+async def get_metric(ctx: ServiceContext, metric_id: str, *, field: str = "id") -> Metric:
     metric = await MetricRepository(ctx.db, ctx.scope).get(metric_id)
     if metric is None:
-        raise NotFound(f"No metric with id {metric_id!r}.", field="id")
+        raise NotFound(f"No metric with id {metric_id!r}.", field=field)
     return metric

@@ -17,7 +17,7 @@ class SubscriptionRepository(Repository[Subscription]):
     async def by_customer_ids(self, customer_ids: Sequence[uuid.UUID]) -> list[list[Subscription]]:
         return await self.children_of(Subscription.customer_id, customer_ids)
 
-    async def live_metric_ids(self, customer_id: uuid.UUID) -> set[uuid.UUID]:
+    async def live_metric_ids(self, customer_id: uuid.UUID, *, excluding: uuid.UUID | None = None) -> set[uuid.UUID]:
         """Metrics already priced by the customer's live subscriptions (so no usage is ever billed twice)."""
         statement = (
             self.select(Price.metric_id)
@@ -25,19 +25,8 @@ class SubscriptionRepository(Repository[Subscription]):
             .join(Price, Price.plan_id == Subscription.plan_id)
             .where(Subscription.customer_id == customer_id, Subscription.status.in_(LIVE_STATUSES))
         )
-        return set(await self.db.scalars(statement))
-
-    async def live_metric_ids_excluding(self, customer_id: uuid.UUID, subscription_id: uuid.UUID) -> set[uuid.UUID]:
-        statement = (
-            self.select(Price.metric_id)
-            .select_from(Subscription)
-            .join(Price, Price.plan_id == Subscription.plan_id)
-            .where(
-                Subscription.customer_id == customer_id,
-                Subscription.status.in_(LIVE_STATUSES),
-                Subscription.id != subscription_id,
-            )
-        )
+        if excluding is not None:
+            statement = statement.where(Subscription.id != excluding)
         return set(await self.db.scalars(statement))
 
 

@@ -201,8 +201,8 @@ async def change_plan(ctx: ServiceContext, subscription_id: str, plan_id: str, *
             f" ({current.currency}, {current.billing_period}); to move to another, cancel and subscribe anew.",
             field="planId",
         )
-    others = await SubscriptionRepository(ctx.db, ctx.scope).live_metric_ids_excluding(
-        subscription.customer_id, subscription.id
+    others = await SubscriptionRepository(ctx.db, ctx.scope).live_metric_ids(
+        subscription.customer_id, excluding=subscription.id
     )
     if await _plan_metrics(ctx, plan) & others:
         raise _metric_conflict("planId")

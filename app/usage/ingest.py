@@ -34,11 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from app.clock import Clock
 from app.customers.models import Customer
-from app.customers.repository import CustomerRepository
-from app.db import Db
 from app.errors import InvalidInput, StoreUnavailable
 from app.organizations.models import OrganizationSettings
-from app.tenancy import Scope, parse_uuid
+from app.tenancy import Scope, parse_uuid, scoped_select
 from app.usage import claims, jsonenc
 from app.usage.claims import ClaimRow
 from app.usage.store import EventBatch, EventStore
@@ -240,10 +238,7 @@ class Ingestor:
         condition = Customer.external_id == any_(bindparam("refs", list(refs), type_=ARRAY(String)))
         if ids:
             condition = or_(condition, Customer.id == any_(bindparam("ids", ids, type_=ARRAY(Uuid))))
-        # Built by the repository (so it is scoped like every tenant query), run as a plain Core statement.
-        statement = CustomerRepository(Db(AsyncSession(bind=connection)), scope).select(
-            Customer.id, Customer.external_id
-        )
+        statement = scoped_select(Customer, scope, Customer.id, Customer.external_id)
         rows = (await connection.execute(statement.where(condition))).all()
         found: dict[str, uuid.UUID] = {}
         for row_id, external_id in rows:

@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from app.customers.service import get_customer
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput
 from app.invoices.drafts import metric_spec
 from app.metrics.models import Metric
-from app.metrics.repository import MetricRepository
+from app.metrics.service import get_metric
 from app.plans.repository import PriceRepository
 from app.services import ServiceContext
 from app.subscriptions.periods import add_months
@@ -78,13 +78,6 @@ def buckets(start: datetime, end: datetime, granularity: str) -> list[datetime]:
     return points
 
 
-async def _metric(ctx: ServiceContext, metric_id: str) -> Metric:
-    metric = await MetricRepository(ctx.db, ctx.scope).get(metric_id)
-    if metric is None:
-        raise NotFound(f"No metric with id {metric_id!r}.", field="metricId")
-    return metric
-
-
 async def usage_series(
     ctx: ServiceContext,
     customer_id: str,
@@ -98,7 +91,7 @@ async def usage_series(
     if end <= start:
         raise InvalidInput("`to` must be later than `from`.", field="to")
     customer = await get_customer(ctx, customer_id, field="customerId")
-    metric = await _metric(ctx, metric_id)
+    metric = await get_metric(ctx, metric_id, field="metricId")
     slots = buckets(start, end, granularity)
     if group_by is not None:
         return await _grouped(ctx, metric, customer.id, start, end, granularity, group_by.strip(), slots)
@@ -147,7 +140,7 @@ async def usage_summary(
         raise InvalidInput("`to` must be later than `from`.", field="to")
     if not 1 <= first <= MAX_PAGE:
         raise InvalidInput(f"first must be between 1 and {MAX_PAGE}.", field="first")
-    metric = await _metric(ctx, metric_id)
+    metric = await get_metric(ctx, metric_id, field="metricId")
     return await analytics.top_customers(ctx.events.clickhouse, ctx.scope, metric_spec(metric), start, end, first)
 
 
@@ -163,7 +156,7 @@ async def line_events(
     """The events a line charged: its customer's events of the metric (and the price's filters) in its intervals."""
     if not 1 <= first <= MAX_PAGE:
         raise InvalidInput(f"first must be between 1 and {MAX_PAGE}.", field="first")
-    metric = await _metric(ctx, str(metric_id))
+    metric = await get_metric(ctx, str(metric_id), field="metricId")
     price = await PriceRepository(ctx.db, ctx.scope).get(price_id) if price_id is not None else None
     spans = [(datetime.fromisoformat(s), datetime.fromisoformat(e)) for s, e in intervals]
     cursor = analytics.decode_cursor(after, "after") if after else None
