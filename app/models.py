@@ -8,12 +8,13 @@ from app.organizations.models import ApiKey, Organization, OrganizationSettings
 from app.outbox.models import OutboxEvent
 from app.plans.models import Plan, Price, PriceOverride
 from app.subscriptions.models import Subscription, SubscriptionPause, SubscriptionPhase
-from app.usage.models import EventClaim, EventVoid
+from app.usage.models import ClaimBatch, EventClaim, EventVoid
 
 __all__ = [
     "ApiKey",
     "Base",
     "Customer",
+    "ClaimBatch",
     "EventClaim",
     "EventVoid",
     "Invoice",

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import asyncpg
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from app.clickhouse import migrate_clickhouse
-from app.db import migrate_postgres
+from app.db import alembic_config, make_engine, migrate_postgres
 from app.models import Base
 from app.runtime import Runtime
+from app.tenancy import Mode, Scope
+from app.usage import claims
+from conftest import _drop_database, _scratch_database
 
 
 async def test_models_match_the_migrations(runtime: Runtime) -> None:
@@ -31,3 +37,41 @@ def test_clickhouse_migrations_are_recorded_and_applied_once(runtime: Runtime) -
     assert migrate_clickhouse(client) == []
     applied = client.query("SELECT name FROM kobo_schema_migrations ORDER BY version").result_rows
     assert ("0001_events.sql",) in applied
+
+
+async def test_claim_batches_migration_keeps_every_claims_state(database_url: str) -> None:
+    """Claims made before batches existed stay duplicates if confirmed, and stay takeable if not."""
+    url, name = await _scratch_database(database_url)
+    engine = make_engine(url)
+    org = uuid.uuid4()
+
+    def upgrade_to(revision: str) -> Any:
+        def run(connection: Any) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+        return run
+
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(upgrade_to("00f19666c0df"))
+        raw = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await raw.execute("INSERT INTO organizations (id, name) VALUES ($1, 'old')", org)
+            for key, lease, written in (("done", None, "now()"), ("lost", "now() - interval '1 minute'", "NULL")):
+                await raw.execute(
+                    "INSERT INTO event_claims VALUES ($1, 'test', $2, $1, 'e', now(), '\\x00',"
+                    f" {lease or 'NULL'}, {written})",
+                    org,
+                    key,
+                )
+            async with engine.begin() as connection:
+                await connection.run_sync(upgrade_to("head"))
+            states = await claims.states(raw, Scope(org, Mode.TEST), ["done", "lost"])
+        finally:
+            await raw.close()
+        assert (states["done"].written, states["lost"].written, states["lost"].expired) == (True, False, True)
+    finally:
+        await engine.dispose()
+        await _drop_database(database_url, name)

@@ -17,7 +17,6 @@ It is the hot path, so it keeps per-event work to tuples and C calls (orjson, bl
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import uuid
@@ -27,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
+import orjson
 from sqlalchemy import String, Uuid, any_, bindparam, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import SQLAlchemyError
@@ -56,7 +56,6 @@ _PG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, SQLAlchemyError, OS
 T = TypeVar("T")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_new_claim = functools.partial(tuple.__new__, ClaimRow)  # ClaimRow(*fields) minus a Python-level call
 
 
 class IncomingEvent(NamedTuple):
@@ -112,14 +111,6 @@ def validate_batch(batch: Sequence[IncomingEvent], field: str) -> None:
             raise InvalidInput("timestamp needs a UTC offset.", field=f"{at}.timestamp")
 
 
-def body_hash(customer: str, event: IncomingEvent, properties: str) -> bytes:
-    """What the claim remembers of the body (``_prepare`` computes the same inline); an explicit timestamp counts as
-    its microseconds since the epoch (exact, and cheaper to write than RFC 3339)."""
-    explicit = str((event.timestamp - _EPOCH) // _MICROSECOND) if event.timestamp is not None else ""
-    body = f"{customer}\x1f{event.event_name}\x1f{explicit}\x1f{properties}"
-    return hashlib.blake2b(body.encode(), digest_size=16).digest()
-
-
 @dataclass(slots=True)
 class _Prepared:
     rows: dict[str, ClaimRow]  # the claim of each distinct key (its first occurrence wins)
@@ -142,7 +133,6 @@ def _prepare(
     properties: dict[str, str] = {}
     dumps = jsonenc.dumps
     blake2b = hashlib.blake2b
-    new_claim = _new_claim
     for index, (name, customer, key, timestamp, props) in enumerate(batch):  # the hot loop
         customer_id = customers.get(customer)
         if customer_id is None:
@@ -160,9 +150,11 @@ def _prepare(
             message = "properties hold text that is not valid Unicode."
             raise InvalidInput(message, field=f"{field}.{index}.properties") from None
         customer_text = texts.get(customer_id) or texts.setdefault(customer_id, str(customer_id))
+        # What the claim remembers of the body; an explicit timestamp counts as its microseconds since the epoch
+        # (exact, and cheaper to write than RFC 3339).
         explicit = str((timestamp - _EPOCH) // _MICROSECOND) if timestamp is not None else ""
-        digest = blake2b(f"{customer_text}\x1f{name}\x1f{explicit}\x1f{text}".encode(), digest_size=16).digest()
-        rows[key] = new_claim((key, customer_id, name, timestamp or received_at, digest))
+        digest = blake2b(f"{customer_text}\x1f{name}\x1f{explicit}\x1f{text}".encode(), digest_size=16).hexdigest()
+        rows[key] = (key, customer_id, name, timestamp or received_at, digest)
         properties[key] = text
     return _Prepared(rows, properties)
 
@@ -194,16 +186,17 @@ class Ingestor:
     async def ingest(self, scope: Scope, batch: Sequence[IncomingEvent], field: str = "events") -> IngestResult:
         validate_batch(batch, field)
         received_at = self.clock.now()
+        batch_id = uuid.uuid4()  # this request's claims: confirmed together once ClickHouse has them
 
         async def prepare_and_claim(connection: AsyncConnection, driver: Any) -> tuple[_Prepared, list[str]]:
             customers = await self._customers(connection, scope, {event.customer for event in batch})
             prepared = _prepare(customers, batch, received_at, field, await self._backdate_days(connection, scope))
-            return prepared, await claims.claim(driver, scope, prepared.rows.values())
+            return prepared, await claims.claim(driver, scope, batch_id, prepared.rows.values())
 
         prepared, claimed = await self._run(prepare_and_claim)  # one pooled connection for both
-        owned = await self._wait_for_others(scope, prepared.rows, claimed)
+        owned = await self._wait_for_others(scope, batch_id, prepared.rows, claimed)
         if owned:
-            await self._write(scope, owned, prepared.properties, received_at)
+            await self._write(scope, batch_id, owned, prepared.properties, received_at)
         ingested: list[str] = []
         duplicates: list[str] = []
         for event in batch:
@@ -248,7 +241,7 @@ class Ingestor:
         return found
 
     async def _wait_for_others(
-        self, scope: Scope, rows: dict[str, ClaimRow], claimed: list[str]
+        self, scope: Scope, batch_id: uuid.UUID, rows: dict[str, ClaimRow], claimed: list[str]
     ) -> dict[str, ClaimRow]:
         """The keys this request owns, with the events claimed for them; waits out claims other requests hold.
 
@@ -259,13 +252,13 @@ class Ingestor:
         deadline = asyncio.get_running_loop().time() + claims.LEASE_SECONDS + 2
         while pending:
             # Confirmed claims are duplicates (a retried batch ends here, in one statement)...
-            states = await self._run(lambda _, c, p=pending: claims.written(c, scope, p))
-            pending = [key for key in pending if not states.get(key, False)]
+            states = await self._run(lambda _, c, p=pending: claims.states(c, scope, p))
+            pending = [key for key in pending if key not in states or not states[key].written]
             if not pending:
                 break
             # ...and a claim whose owner's lease ran out is taken over; the others are still being written.
-            rest = [rows[key] for key in pending]
-            taken = await self._run(lambda _, c, rest=rest: claims.take_over(c, scope, rest))
+            expired = {key: states[key].batch_id for key in pending if key in states and states[key].expired}
+            taken = await self._run(lambda _, c, e=expired: claims.take_over(c, scope, batch_id, e)) if expired else {}
             owned.update(taken)
             pending = [key for key in pending if key not in taken]
             if pending and asyncio.get_running_loop().time() > deadline:
@@ -275,17 +268,22 @@ class Ingestor:
         return owned
 
     async def _write(
-        self, scope: Scope, owned: dict[str, ClaimRow], properties: dict[str, str], received_at: datetime
+        self,
+        scope: Scope,
+        batch_id: uuid.UUID,
+        owned: dict[str, ClaimRow],
+        properties: dict[str, str],
+        received_at: datetime,
     ) -> None:
         try:
             await self.events.append(scope, EventBatch.from_claims(owned.values(), properties, received_at))
         except StoreUnavailable:
             try:  # let the client's retry take over at once instead of waiting out the lease
-                await self._run(lambda _, c: claims.release(c, scope, list(owned)))
+                await self._run(lambda _, c: claims.release(c, batch_id))
             except StoreUnavailable:
                 log.warning("could not release %d claims after a failed write", len(owned))
             raise
-        await self._run(lambda _, c: claims.confirm(c, scope, list(owned)))
+        await self._run(lambda _, c: claims.confirm(c, batch_id))
 
     async def _run(self, work: Callable[[AsyncConnection, Any], Awaitable[T]]) -> T:
         """Run ``work(connection, asyncpg_connection)`` on one pooled connection in autocommit mode: each statement
@@ -297,7 +295,7 @@ class Ingestor:
                     await connection.execution_options(isolation_level="AUTOCOMMIT")
                     raw = await connection.get_raw_connection()
                     return await work(connection, raw.driver_connection)
-            except (UnicodeEncodeError, asyncpg.DataError) as exc:  # an argument the driver cannot encode
+            except (UnicodeEncodeError, orjson.JSONEncodeError, asyncpg.DataError) as exc:  # cannot be encoded
                 log.warning("ingest argument refused by the driver: %s", exc)
                 message = "A text field of this batch is not valid Unicode (a lone surrogate such as \\ud800?)."
                 raise InvalidInput(message) from exc

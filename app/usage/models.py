@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, Uuid
+from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -16,21 +16,31 @@ class EventClaim(Base):
     """An idempotency key, claimed once per (organization, mode), forever (invariant 1).
 
     It remembers what was claimed (the resolved timestamp and a hash of the body) so that a retry of a claim whose
-    write to ClickHouse never completed re-sends the very same row; ``written_at`` is set once ClickHouse has it, and
-    ``lease_until`` tells a concurrent request whether the claim's owner may still be working on it.
+    write to ClickHouse never completed re-sends the very same row. Whether that write completed is a property of the
+    request that claimed it, so it lives on that request's ``ClaimBatch``: a claim costs one row written, not a row
+    written and then updated. There is no foreign key to ``organizations``: it would cost a lookup per claimed event
+    on the hottest path, and organizations are never deleted.
     """
 
     __tablename__ = "event_claims"
 
-    org_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
-    )
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     mode: Mapped[str] = mapped_column(String(4), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
     customer_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     event_name: Mapped[str] = mapped_column(String(200))
     timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     body_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    batch_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+
+
+class ClaimBatch(Base):
+    """The state of one ingest request's claims: ``lease_until`` tells a concurrent request whether the owner may
+    still be writing them; ``written_at`` is set, once, when ClickHouse has them all (then they are duplicates)."""
+
+    __tablename__ = "claim_batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
