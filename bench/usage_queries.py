@@ -274,7 +274,9 @@ def add_month(at: datetime) -> datetime:
 
 
 def make_windows(customers: list[uuid.UUID]) -> list[Window]:
-    """One monthly period per customer; anchors vary by day (30), hour, minute, second and microsecond."""
+    """One monthly period per customer; anchors vary by day (30), hour, minute, second and microsecond. Each carries
+    the usage cutoff the period-end worker passes (``billing.usage_cutoff``: the time of finalizing, here now)."""
+    cutoff = datetime.now(UTC)
     windows = []
     for i, customer in enumerate(customers):
         start = WINDOW_BASE + timedelta(
@@ -284,7 +286,7 @@ def make_windows(customers: list[uuid.UUID]) -> list[Window]:
             seconds=(i * 17) % 60,
             microseconds=(i * 7919) % 10**6,
         )
-        windows.append(Window(("subscription", i), customer, ((start, add_month(start)),)))
+        windows.append(Window(("subscription", i), customer, ((start, add_month(start)),), cutoff))
     return windows
 
 

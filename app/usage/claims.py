@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeAlias
 
+import asyncpg
 import orjson
 
 from app.tenancy import Scope
@@ -37,14 +38,22 @@ _BATCH = (
     " ON CONFLICT (id) DO UPDATE SET lease_until = EXCLUDED.lease_until)"
 )
 
-_CLAIM = (
-    "WITH changed AS (INSERT INTO event_claims"
-    " (org_id, mode, idempotency_key, customer_id, event_name, timestamp, body_hash, batch_id)"
+_INSERT = (
+    "INSERT INTO event_claims (org_id, mode, idempotency_key, customer_id, event_name, timestamp, body_hash, batch_id)"
     " SELECT $1::uuid, $2::text, r ->> 0, (r ->> 1)::uuid, r ->> 2, (r ->> 3)::timestamptz, decode(r ->> 4, 'hex'),"
     " $3::uuid FROM jsonb_array_elements($5::jsonb) AS r"
-    " ON CONFLICT DO NOTHING RETURNING idempotency_key), "
-    f"{_BATCH} SELECT idempotency_key FROM changed"
 )
+
+# Most batches carry only new keys, and a plain INSERT costs PostgreSQL about a third less per row than ON CONFLICT's
+# speculative insertion. So a batch is first claimed whole; if any key exists the statement fails, atomically, and
+# the batch is claimed again key by key.
+_CLAIM_ALL = (
+    "WITH batch AS (INSERT INTO claim_batches (id, lease_until)"
+    " VALUES ($3::uuid, now() + make_interval(secs => $4::float8))) "
+    f"{_INSERT}"
+)
+
+_CLAIM = f"WITH changed AS ({_INSERT} ON CONFLICT DO NOTHING RETURNING idempotency_key), {_BATCH} SELECT * FROM changed"
 
 # What became of keys claimed before: confirmed (a duplicate), or not, and then whether the owner's lease ran out.
 # A claim whose batch row is missing counts as abandoned, so it can never be stuck.
@@ -87,9 +96,15 @@ class ClaimState(NamedTuple):
 
 async def claim(connection: Any, scope: Scope, batch_id: uuid.UUID, rows: Iterable[ClaimRow]) -> list[str]:
     """Claim new keys for the request ``batch_id``; returns the keys it now owns. ``connection`` is asyncpg's."""
-    payload = orjson.dumps(sorted(rows, key=_by_key)).decode()
-    args = (scope.org_id, scope.mode.value, batch_id, LEASE_SECONDS, payload)
-    return [record[0] for record in await connection.fetch(_CLAIM, *args)]
+    ordered = sorted(rows, key=_by_key)
+    if not ordered:
+        return []
+    args = (scope.org_id, scope.mode.value, batch_id, LEASE_SECONDS, orjson.dumps(ordered).decode())
+    try:
+        await connection.execute(_CLAIM_ALL, *args)
+        return [row[0] for row in ordered]
+    except asyncpg.UniqueViolationError:
+        return [record[0] for record in await connection.fetch(_CLAIM, *args)]
 
 
 async def states(connection: Any, scope: Scope, keys: Sequence[str]) -> dict[str, ClaimState]:
