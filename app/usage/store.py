@@ -309,21 +309,30 @@ class EventStore:
         # landing between this check and the query is not lost: drafts are recomputed by the void itself, and a
         # finalized period picks it up on the next invoice's late-usage recheck.
         not_voided = NOT_VOIDED if await self.has_voids(scope) else "1"
+        # Usually every window has the same cutoff (the worker's and a finalization's is "now"): then it is one
+        # condition on the events before the join, and "no cutoff" reads no received_at at all.
+        per_window = len(set(cutoffs)) > 1
+        received = ""
+        if not per_window and cutoffs[0] != _micros(_NO_CUTOFF):
+            received = " AND received_at <= fromUnixTimestamp64Micro({cutoff:Int64}, 'UTC')"
+        arrays = "{w_n:Array(UInt32)}, {w_customer:Array(UUID)}, {w_start:Array(Int64)}, {w_end:Array(Int64)}"
         sql = (
             f"SELECT w.n, {select_list(metric.aggregation)} FROM ("
-            " SELECT customer_id, timestamp, properties, received_at FROM events FINAL"
+            f" SELECT customer_id, timestamp, properties{', received_at' if per_window else ''} FROM events FINAL"
             " PREWHERE org_id = {org:UUID} AND mode = {mode:String} AND event_name = {event:String}"
             " AND timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
             " AND customer_id IN {customers:Array(UUID)}"
-            f" WHERE {not_voided}{filter_sql(metric.filters)[0]}"
+            f" WHERE {not_voided}{received}{filter_sql(metric.filters)[0]}"
             ") AS e INNER JOIN ("
             " SELECT t.1 AS n, t.2 AS customer_id, fromUnixTimestamp64Micro(t.3, 'UTC') AS ws,"
-            " fromUnixTimestamp64Micro(t.4, 'UTC') AS we, fromUnixTimestamp64Micro(t.5, 'UTC') AS rb"
-            " FROM (SELECT arrayJoin(arrayZip({w_n:Array(UInt32)}, {w_customer:Array(UUID)}, {w_start:Array(Int64)},"
-            " {w_end:Array(Int64)}, {w_cutoff:Array(Int64)})) AS t)"
-            ") AS w ON e.customer_id = w.customer_id"
-            " WHERE e.timestamp >= w.ws AND e.timestamp < w.we AND e.received_at <= w.rb"
-            " GROUP BY w.n"
+            " fromUnixTimestamp64Micro(t.4, 'UTC') AS we"
+            + (", fromUnixTimestamp64Micro(t.5, 'UTC') AS rb" if per_window else "")
+            + f" FROM (SELECT arrayJoin(arrayZip({arrays}"
+            + (", {w_cutoff:Array(Int64)}" if per_window else "")
+            + ")) AS t)) AS w ON e.customer_id = w.customer_id"
+            " WHERE e.timestamp >= w.ws AND e.timestamp < w.we"
+            + (" AND e.received_at <= w.rb" if per_window else "")
+            + " GROUP BY w.n"
         )
         params = self._params(
             scope,
@@ -336,6 +345,7 @@ class EventStore:
             w_start=starts,
             w_end=ends,
             w_cutoff=cutoffs,
+            cutoff=cutoffs[0],
         )
         found = {
             int(row[0]): finish(metric.aggregation, row[1], row[2]) for row in await self.clickhouse.query(sql, params)
