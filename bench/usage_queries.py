@@ -12,8 +12,8 @@ unless --keep), created with the app's own client factory and DDL (app.clickhous
 2. Period end: S subscription windows (one monthly period per customer, anchors varied to the microsecond), one
    COUNT and one SUM metric through the real code path ``EventStore(ClickHouse(client)).quantities(...)``, beside one
    hand-written GROUP BY over the same rows (windows in a Memory table, joined on the customer, no FINAL). Results
-   must be identical (asserted). The period-end worker calls quantities() per batch of BATCH_SIZE=500 subscriptions,
-   so that is timed too.
+   must be identical (asserted). The period-end worker calls quantities() per batch of worker.BATCH_SIZE
+   subscriptions, so that is timed too.
 3. A 90-day daily series for one customer: ``EventStore.series(..., "DAY")`` beside raw SQL (asserted identical).
 Then the table is merged (OPTIMIZE FINAL) and 2 and 3 are measured again; exact repeats are inserted to check that
 the proposed SQL deduplicates like the app; and the period end is run on PostgreSQL (127.0.0.1:5432, a scratch
@@ -56,6 +56,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.binding import bind_query
 
 from app.clickhouse import ClickHouse, make_client, migrate_clickhouse
+from app.invoices.worker import BATCH_SIZE
 from app.metrics.models import Aggregation
 from app.tenancy import Mode, Scope
 from app.usage import aggregation as aggregation_module
@@ -72,7 +73,7 @@ COUNT_METRIC = MetricSpec(event_name="api_call", aggregation=Aggregation.COUNT, 
 SUM_METRIC = MetricSpec(event_name="completion", aggregation=Aggregation.SUM, prop="tokens")
 METRICS = (("COUNT", COUNT_METRIC), ("SUM", SUM_METRIC))
 EVENT_COLUMNS = "org_id, mode, customer_id, event_name, timestamp, idempotency_key, properties, received_at"
-WORKER_BATCH = 500  # app/invoices/worker.py BATCH_SIZE: subscriptions per pass, so windows per quantities() call
+WORKER_BATCH = BATCH_SIZE  # subscriptions per worker pass, so windows per quantities() call
 PERIOD_TARGET, SERIES_TARGET = 2.0, 1.5
 # The app's "leave voided events out" condition, if this checkout has it (it reads ClickHouse's voided_events).
 NOT_VOIDED: str | None = getattr(aggregation_module, "NOT_VOIDED", None)
@@ -686,7 +687,7 @@ class Bench:
             )
 
     def worker_batches(self, state: str) -> None:
-        """The worker prices BATCH_SIZE subscriptions per pass: one quantities() call per 500 windows per metric."""
+        """The worker prices BATCH_SIZE subscriptions per pass: one quantities() call per BATCH_SIZE windows."""
         batches = [self.windows[i : i + WORKER_BATCH] for i in range(0, len(self.windows), WORKER_BATCH)]
         todo = batches if self.args.worker_batches <= 0 else batches[: self.args.worker_batches]
         label, metric = METRICS[0]
@@ -697,7 +698,7 @@ class Bench:
         NOTES.append(
             f"EXPLAIN indexes = 1 of one {WORKER_BATCH}-window quantities() call ({state}): "
             + " / ".join(granules)
-            + f" (the customer IN list of {WORKER_BATCH} of {len(self.windows):,} customers prunes almost no granule)"
+            + f" (the customer IN list holds {len(batches[0]):,} of {len(self.windows):,} customers)"
         )
         times = []
         for batch in todo:
