@@ -1,15 +1,21 @@
-"""The schema: each domain's queries and mutations merged, with the API's scalars, limits and error mapping."""
+"""The schema: each domain's queries and mutations merged, with the API's scalars, limits and error mapping.
+
+The limits' validation rules are built once, here: the limiter extensions make a new rule class per instance, i.e.
+per request, and ``ValidatedDocuments`` (which skips validating a text that passed before) keys on the rules.
+"""
 
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from app.customers.schema import CustomerMutation, CustomerQuery
+from app.graphql import coerced
 from app.graphql.errors import ApiErrors, CloseSession
 from app.graphql.scalars import SCALAR_MAP
+from app.graphql.validated import ValidatedDocuments
 from app.invoices.schema import InvoiceMutation, InvoiceQuery
 from app.metrics.schema import MetricMutation, MetricQuery
 from app.organizations.schema import OrganizationMutation, OrganizationQuery
@@ -44,6 +50,11 @@ Mutation = merge_types(
     ),
 )
 
+_LIMITS = [
+    *QueryDepthLimiter(max_depth=12).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=30).validation_rules,
+]
+
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
@@ -51,11 +62,12 @@ schema = strawberry.Schema(
     extensions=[
         ApiErrors,
         CloseSession,
-        lambda: QueryDepthLimiter(max_depth=12),
-        lambda: MaxAliasesLimiter(max_alias_count=30),
+        lambda: AddValidationRules(_LIMITS),
         lambda: MaxTokensLimiter(max_token_count=20_000),
+        ValidatedDocuments,
     ],
 )
+coerced.install(schema)  # ingestEvents takes graphql-core's coerced events: see app/graphql/coerced.py
 
 
 def schema_sdl() -> str:

@@ -6,16 +6,19 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
+from app.graphql.coerced import COERCED_ARGUMENTS
 from app.graphql.context import mutation, reader, require
 from app.graphql.enums import Granularity, GranularityEnum
 from app.usage import service, voids
 from app.usage.types import (
     CustomerUsageType,
     EventInput,
+    EventValues,
     EventVoidType,
     IngestResultType,
     UsagePointType,
     VoidEventsInput,
+    incoming_events,
 )
 
 
@@ -56,12 +59,16 @@ class UsageQuery:
 class UsageMutation:
     @strawberry.mutation(
         description="Record 1..1000 usage events. Each idempotencyKey counts once; a retried request answers the same."
-        " An unknown customer or a bad event rejects the whole batch and stores nothing."
+        " An unknown customer or a bad event rejects the whole batch and stores nothing.",
+        metadata=COERCED_ARGUMENTS,  # the hot path: 1000 events a request, see app/graphql/coerced.py
     )
-    async def ingest_events(self, info: Info[Any, Any], events: list[EventInput]) -> IngestResultType:
+    async def ingest_events(
+        self,
+        info: Info[Any, Any],
+        events: Annotated[list[EventValues], strawberry.argument(graphql_type=list[EventInput])],
+    ) -> IngestResultType:
         context = require(info, "ingest")
-        batch = [event.to_domain() for event in events]
-        result = await context.runtime.ingestor.ingest(context.principal.scope, batch)
+        result = await context.runtime.ingestor.ingest(context.principal.scope, incoming_events(events))
         return IngestResultType.from_domain(result)
 
     @strawberry.mutation(
