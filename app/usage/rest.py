@@ -18,7 +18,6 @@ body takes orjson, and the floats it yields print back as the very decimals the 
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -35,7 +34,7 @@ from starlette.routing import Route
 
 from app.auth import bearer_token
 from app.errors import InvalidInput, StoreUnavailable
-from app.usage.ingest import MAX_BATCH, IncomingEvent
+from app.usage.ingest import MAX_BATCH, IncomingEvent, new_event
 
 log = logging.getLogger("kobo.rest")
 
@@ -50,7 +49,6 @@ _LONG_RUN = b"0" * 16
 _WHITESPACE = b" \t\r\n"
 _EXPONENT = re.compile(rb"[0-9]{3,}")
 _JSON = "application/json"
-_new_event = functools.partial(tuple.__new__, IncomingEvent)  # IncomingEvent(*fields) minus a Python-level call
 
 
 class RestError(Exception):
@@ -183,7 +181,7 @@ def incoming_events(document: Any) -> list[IncomingEvent]:
         raise InvalidInput(f"Send between 1 and {MAX_BATCH} events per request (got {len(events)}).", field="events")
     batch: list[IncomingEvent] = []
     append = batch.append
-    new = _new_event
+    new = new_event
     fromisoformat = datetime.fromisoformat
     for index, event in enumerate(events):  # the hot loop: no function call per event that can be avoided
         if type(event) is not dict or not event.keys() <= _ALLOWED:

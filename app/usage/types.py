@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import functools
 import operator
 import uuid
 from collections.abc import Iterable, Mapping
@@ -13,7 +12,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.graphql.coerced import coerced_input
-from app.usage.ingest import IncomingEvent, IngestResult
+from app.usage.ingest import IncomingEvent, IngestResult, new_event
 from app.usage.models import EventVoid
 from app.usage.service import EventPage, UsagePoint
 from app.usage.voids import VoidRequest
@@ -38,12 +37,11 @@ DateTime an aware datetime in UTC), and the schema's defaults (null) filled in f
 
 # Both run in C for the whole batch: no Python-level call per event on the event loop.
 _event_fields = operator.itemgetter("eventName", "customerId", "idempotencyKey", "timestamp", "properties")
-_new_event = functools.partial(tuple.__new__, IncomingEvent)
 
 
 def incoming_events(events: Iterable[EventValues]) -> list[IncomingEvent]:
     """The batch as the Ingestor takes it; the Ingestor validates it and names bad fields (``events.3.eventName``)."""
-    return list(map(_new_event, map(_event_fields, events)))
+    return list(map(new_event, map(_event_fields, events)))
 
 
 @strawberry.type(name="IngestResult", description="Idempotency keys, in request order.")
