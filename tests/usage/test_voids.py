@@ -16,6 +16,11 @@ mutation($input: VoidEventsInput!) {
 }
 """
 INVOICE = "query($id: ID!) { invoice(id: $id) { total lineItems { quantity } } }"
+SERIES = """
+query($customer: ID!, $metric: ID!, $from: DateTime!, $to: DateTime!) {
+  usage(customerId: $customer, metricId: $metric, from: $from, to: $to, granularity: DAY) { value eventCount }
+}
+"""
 
 
 def _events(customer: str, prefix: str, count: int, at: datetime, name: str = "api_call") -> list[dict[str, Any]]:
@@ -44,6 +49,9 @@ async def test_voiding_by_keys_recomputes_the_draft_and_keeps_the_rows(
     assert (void["voidedCount"], void["reason"]) == (2, "test traffic")
     assert void["criteria"] == {"idempotencyKeys": ["v-0", "v-1", "nope"]} and void["voidedByKeyId"]
     assert (await api.call(INVOICE, {"id": draft["id"]}))["invoice"]["total"] == "6.00"
+    day = {"from": (now - timedelta(days=1)).isoformat(), "to": (now + timedelta(days=1)).isoformat()}
+    series = await api.call(SERIES, {"customer": world["customer"]["id"], "metric": world["metric"]["id"], **day})
+    assert sum(point["eventCount"] for point in series["usage"]) == 3  # the usage series leaves them out too
     rows = runtime.clickhouse.client.query(
         "SELECT count() FROM events FINAL WHERE org_id = {org:UUID} AND idempotency_key IN ('v-0', 'v-1')",
         parameters={"org": tenant.org_id},
