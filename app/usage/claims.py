@@ -9,8 +9,8 @@ Each request owns one ``claim_batches`` row, written in the same statement as it
 then ``written_at`` once ClickHouse has its events. Confirming a request is one row updated, however many events it
 carried, so an event costs PostgreSQL one row written.
 
-These statements are the ingest hot path, so they run on the asyncpg connection itself (binary arrays in and plain
-records out, no SQLAlchemy row processing), each as a single autocommitted statement: every step is one statement,
+These statements are the ingest hot path, so they run on the asyncpg connection itself (plain records out, no
+SQLAlchemy row processing), each as a single autocommitted statement: every step is one statement,
 so it is its own transaction, committed when it returns, exactly as a BEGIN … COMMIT around it would be.
 """
 
