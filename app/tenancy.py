@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from sqlalchemy.sql.dml import Update
 
 from app.db import Db, IdMixin, utcnow
+from app.errors import NotFound
 
 
 class Mode(str, enum.Enum):
@@ -64,6 +65,7 @@ class Repository(Generic[M]):
     """Statements for one tenant-owned model, always within ``scope``."""
 
     model: ClassVar[type[Any]]
+    noun: ClassVar[str] = "object"  # how a NOT_FOUND message names a missing row
 
     def __init__(self, db: Db, scope: Scope) -> None:
         self.db = db
@@ -95,6 +97,13 @@ class Repository(Generic[M]):
             # A row read earlier in this session must be refreshed once locked, or a decision is made on stale state.
             statement = statement.with_for_update().execution_options(populate_existing=True)
         return await self.db.scalar(statement)
+
+    async def require(self, id: str | uuid.UUID, *, field: str, for_update: bool = False) -> M:
+        """``get``, or NOT_FOUND naming ``field``: how a service reads the object a request points at."""
+        row = await self.get(id, for_update=for_update)
+        if row is None:
+            raise NotFound(f"No {self.noun} with id {id!r}.", field=field)
+        return row
 
     async def get_many(self, ids: Sequence[uuid.UUID]) -> list[M | None]:
         """One ``IN`` query; results in key order, ``None`` for a missing key (the dataloader contract)."""

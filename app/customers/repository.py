@@ -8,6 +8,7 @@ from app.tenancy import Repository, parse_uuid
 
 class CustomerRepository(Repository[Customer]):
     model = Customer
+    noun = "customer"
 
     async def by_external_id(self, external_id: str) -> Customer | None:
         return await self.db.scalar(self.select().where(Customer.external_id == external_id))

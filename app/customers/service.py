@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.customers.models import Customer
 from app.customers.repository import CustomerRepository
-from app.errors import Conflict, NotFound
+from app.errors import Conflict
 from app.organizations.settings import validate_tax_rate
 from app.services import ServiceContext
 from app.validation import optional_email, optional_object, optional_text, required_text
@@ -47,7 +47,4 @@ async def create_customer(ctx: ServiceContext, data: NewCustomer) -> Customer:
 
 
 async def get_customer(ctx: ServiceContext, customer_id: str, *, field: str = "id") -> Customer:
-    customer = await CustomerRepository(ctx.db, ctx.scope).get(customer_id)
-    if customer is None:
-        raise NotFound(f"No customer with id {customer_id!r}.", field=field)
-    return customer
+    return await CustomerRepository(ctx.db, ctx.scope).require(customer_id, field=field)

@@ -17,6 +17,7 @@ _NEXT_NUMBER = text(
 
 class InvoiceRepository(Repository[Invoice]):
     model = Invoice
+    noun = "invoice"
 
     async def live_for_period(self, subscription_id: uuid.UUID, period_start: datetime) -> Invoice | None:
         statement = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.errors import Conflict, NotFound
+from app.errors import Conflict
 from app.invoices.billing import Preview, compute, freeze, open_invoice, preview, usage_cutoff
 from app.invoices.models import Invoice, InvoiceStatus
 from app.invoices.repository import InvoiceRepository
@@ -26,10 +26,7 @@ async def generate_invoice(ctx: ServiceContext, subscription_id: str) -> Invoice
 
 
 async def get_invoice(ctx: ServiceContext, invoice_id: str, *, for_update: bool = False) -> Invoice:
-    invoice = await InvoiceRepository(ctx.db, ctx.scope).get(invoice_id, for_update=for_update)
-    if invoice is None:
-        raise NotFound(f"No invoice with id {invoice_id!r}.", field="id")
-    return invoice
+    return await InvoiceRepository(ctx.db, ctx.scope).require(invoice_id, field="id", for_update=for_update)
 
 
 def _illegal(invoice: Invoice, action: str, allowed: str) -> Conflict:

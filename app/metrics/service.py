@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput
 from app.metrics.filters import NewFilter, validate_filters
 from app.metrics.models import Aggregation, Metric
 from app.metrics.repository import MetricRepository
@@ -42,7 +42,4 @@ async def create_metric(ctx: ServiceContext, data: NewMetric) -> Metric:
 
 
 async def get_metric(ctx: ServiceContext, metric_id: str, *, field: str = "id") -> Metric:
-    metric = await MetricRepository(ctx.db, ctx.scope).get(metric_id)
-    if metric is None:
-        raise NotFound(f"No metric with id {metric_id!r}.", field=field)
-    return metric
+    return await MetricRepository(ctx.db, ctx.scope).require(metric_id, field=field)

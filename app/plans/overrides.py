@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import or_
 
 from app.customers.repository import CustomerRepository
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput
 from app.plans.models import PriceOverride
 from app.plans.pricing import validate_price
 from app.plans.repository import PriceRepository
@@ -70,12 +70,8 @@ async def create_price_override(ctx: ServiceContext, data: NewPriceOverride) -> 
     valid_until = ensure_utc(data.valid_until, "input.validUntil") if data.valid_until else None
     if valid_until is not None and valid_until <= valid_from:
         raise InvalidInput("validUntil must be later than validFrom.", field="input.validUntil")
-    customer = await CustomerRepository(ctx.db, ctx.scope).get(data.customer_id)
-    if customer is None:
-        raise NotFound(f"No customer with id {data.customer_id!r}.", field="input.customerId")
-    price = await PriceRepository(ctx.db, ctx.scope).get(data.price_id)
-    if price is None:
-        raise NotFound(f"No price with id {data.price_id!r}.", field="input.priceId")
+    customer = await CustomerRepository(ctx.db, ctx.scope).require(data.customer_id, field="input.customerId")
+    price = await PriceRepository(ctx.db, ctx.scope).require(data.price_id, field="input.priceId")
     overrides = PriceOverrideRepository(ctx.db, ctx.scope)
     clash = await overrides.overlapping(customer.id, price.id, valid_from, valid_until)
     if clash is not None:

@@ -9,6 +9,7 @@ from app.tenancy import Repository
 
 class PlanRepository(Repository[Plan]):
     model = Plan
+    noun = "plan"
 
     async def page(self, first: int) -> list[Plan]:
         return list(await self.db.scalars(self.select().order_by(Plan.created_at, Plan.id).limit(first)))
@@ -16,6 +17,7 @@ class PlanRepository(Repository[Plan]):
 
 class PriceRepository(Repository[Price]):
     model = Price
+    noun = "price"
 
     async def by_plan_ids(self, plan_ids: Sequence[uuid.UUID]) -> list[list[Price]]:
         return await self.children_of(Price.plan_id, plan_ids, Price.position)

@@ -84,7 +84,4 @@ async def create_plan(ctx: ServiceContext, data: NewPlan) -> Plan:
 
 
 async def get_plan(ctx: ServiceContext, plan_id: str) -> Plan:
-    plan = await PlanRepository(ctx.db, ctx.scope).get(plan_id)
-    if plan is None:
-        raise NotFound(f"No plan with id {plan_id!r}.", field="id")
-    return plan
+    return await PlanRepository(ctx.db, ctx.scope).require(plan_id, field="id")

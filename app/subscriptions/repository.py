@@ -13,6 +13,7 @@ LIVE_STATUSES = ("TRIALING", "ACTIVE", "PAUSED")
 
 class SubscriptionRepository(Repository[Subscription]):
     model = Subscription
+    noun = "subscription"
 
     async def by_customer_ids(self, customer_ids: Sequence[uuid.UUID]) -> list[list[Subscription]]:
         return await self.children_of(Subscription.customer_id, customer_ids)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.customers.repository import CustomerRepository
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput
 from app.outbox.service import record
 from app.plans.models import Plan
 from app.plans.repository import PlanRepository, PriceRepository
@@ -59,12 +59,8 @@ def _metric_conflict(field: str) -> Conflict:
 
 
 async def create_subscription(ctx: ServiceContext, data: NewSubscription) -> Subscription:
-    customer = await CustomerRepository(ctx.db, ctx.scope).get(data.customer_id)
-    if customer is None:
-        raise NotFound(f"No customer with id {data.customer_id!r}.", field="input.customerId")
-    plan = await PlanRepository(ctx.db, ctx.scope).get(data.plan_id)
-    if plan is None:
-        raise NotFound(f"No plan with id {data.plan_id!r}.", field="input.planId")
+    customer = await CustomerRepository(ctx.db, ctx.scope).require(data.customer_id, field="input.customerId")
+    plan = await PlanRepository(ctx.db, ctx.scope).require(data.plan_id, field="input.planId")
     subscriptions = SubscriptionRepository(ctx.db, ctx.scope)
     if await _plan_metrics(ctx, plan) & await subscriptions.live_metric_ids(customer.id):
         raise _metric_conflict("input.planId")
@@ -99,10 +95,7 @@ async def create_subscription(ctx: ServiceContext, data: NewSubscription) -> Sub
 
 
 async def get_subscription(ctx: ServiceContext, subscription_id: str, *, for_update: bool = False) -> Subscription:
-    subscription = await SubscriptionRepository(ctx.db, ctx.scope).get(subscription_id, for_update=for_update)
-    if subscription is None:
-        raise NotFound(f"No subscription with id {subscription_id!r}.", field="id")
-    return subscription
+    return await SubscriptionRepository(ctx.db, ctx.scope).require(subscription_id, field="id", for_update=for_update)
 
 
 def _illegal(subscription: Subscription, action: str) -> Conflict:
@@ -188,9 +181,7 @@ async def change_plan(ctx: ServiceContext, subscription_id: str, plan_id: str, *
     subscription = await get_subscription(ctx, subscription_id, for_update=True)
     if subscription.status == SubscriptionStatus.CANCELED:
         raise _illegal(subscription, "change the plan of")
-    plan = await PlanRepository(ctx.db, ctx.scope).get(plan_id)
-    if plan is None:
-        raise NotFound(f"No plan with id {plan_id!r}.", field="planId")
+    plan = await PlanRepository(ctx.db, ctx.scope).require(plan_id, field="planId")
     current = await PlanRepository(ctx.db, ctx.scope).get(subscription.plan_id)
     assert current is not None
     if plan.id == current.id:
