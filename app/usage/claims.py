@@ -32,10 +32,10 @@ _by_key = operator.itemgetter(0)
 
 # The batch row is written only when the statement claimed or took over something, and its lease is renewed when
 # the same request takes over more keys later.
+_LEASE = "now() + make_interval(secs => $4::float8)"
 _BATCH = (
-    "batch AS (INSERT INTO claim_batches (id, lease_until)"
-    " SELECT $3::uuid, now() + make_interval(secs => $4::float8) WHERE EXISTS (SELECT 1 FROM changed)"
-    " ON CONFLICT (id) DO UPDATE SET lease_until = EXCLUDED.lease_until)"
+    f"batch AS (INSERT INTO claim_batches (id, lease_until) SELECT $3::uuid, {_LEASE}"
+    " WHERE EXISTS (SELECT 1 FROM changed) ON CONFLICT (id) DO UPDATE SET lease_until = EXCLUDED.lease_until)"
 )
 
 _INSERT = (
@@ -47,11 +47,7 @@ _INSERT = (
 # Most batches carry only new keys, and a plain INSERT costs PostgreSQL about a third less per row than ON CONFLICT's
 # speculative insertion. So a batch is first claimed whole; if any key exists the statement fails, atomically, and
 # the batch is claimed again key by key.
-_CLAIM_ALL = (
-    "WITH batch AS (INSERT INTO claim_batches (id, lease_until)"
-    " VALUES ($3::uuid, now() + make_interval(secs => $4::float8))) "
-    f"{_INSERT}"
-)
+_CLAIM_ALL = f"WITH batch AS (INSERT INTO claim_batches (id, lease_until) VALUES ($3::uuid, {_LEASE})) {_INSERT}"
 
 _CLAIM = f"WITH changed AS ({_INSERT} ON CONFLICT DO NOTHING RETURNING idempotency_key), {_BATCH} SELECT * FROM changed"
 

@@ -344,8 +344,8 @@ class EventStore:
             w_customer=customers,
             w_start=starts,
             w_end=ends,
-            w_cutoff=cutoffs,
-            cutoff=cutoffs[0],
+            # only what the SQL uses: clickhouse-connect formats every parameter it is given, value by value
+            **({"w_cutoff": cutoffs} if per_window else {"cutoff": cutoffs[0]}),
         )
         found = {
             int(row[0]): finish(metric.aggregation, row[1], row[2]) for row in await self.clickhouse.query(sql, params)
