@@ -76,6 +76,14 @@ def start_embedded_postgres(data_dir: Path) -> str:
     return str(server.get_uri())
 
 
+def stop_embedded_postgres(data_dir: Path) -> None:
+    """Stop this process's embedded PostgreSQL under ``data_dir`` now rather than at exit (tests remove its files)."""
+    with _embedded_lock:
+        server = _embedded_servers.pop(data_dir.resolve(), None)
+    if server is not None:
+        server.cleanup()
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     from app.usage import jsonenc
 

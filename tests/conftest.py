@@ -8,6 +8,8 @@ a scratch database is created on that server and dropped at the end; with CLICKH
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app.clickhouse import ClickHouse, make_client, migrate_clickhouse
-from app.db import make_engine, migrate_postgres, start_embedded_postgres
+from app.db import make_engine, migrate_postgres, start_embedded_postgres, stop_embedded_postgres
 from app.runtime import Runtime, build_runtime
 from factories import Api, Tenant
 from tests_support import new_tenant
@@ -63,8 +65,13 @@ async def _drop_database(server_url: str, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stores")
+def store_dir() -> Iterator[Path]:
+    """A directory of this run's own, outside pytest's shared temporary root: another pytest run on the machine
+    resets that root to mode 0700, which would cut the embedded PostgreSQL (running as its own user) off."""
+    path = Path(tempfile.mkdtemp(prefix="kobo-tests-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -83,6 +90,7 @@ async def database_url(store_dir: Path) -> AsyncIterator[str]:
     server = os.environ.get("DATABASE_URL")
     if not server:
         yield start_embedded_postgres(store_dir / "postgres")
+        stop_embedded_postgres(store_dir / "postgres")
         return
     url, name = await _scratch_database(server)
     yield url

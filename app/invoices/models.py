@@ -36,7 +36,7 @@ class Invoice(TenantMixin, Base):
             "subscription_id",
             "period_start",
             unique=True,
-            postgresql_where=text("status <> 'VOID'"),
+            postgresql_where=text("status <> 'VOID' AND kind = 'PERIOD'"),
         ),
         UniqueConstraint("org_id", "mode", "number"),
         Index(None, "org_id", "mode", "status"),
@@ -45,6 +45,9 @@ class Invoice(TenantMixin, Base):
     subscription_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("subscriptions.id"))
     customer_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customers.id"))
     status: Mapped[str] = mapped_column(String(16))
+    # PERIOD: a billing period's own invoice (one live per period). ADJUSTMENT: issued after a subscription ended, for
+    # late usage or corrections to its finalized periods.
+    kind: Mapped[str] = mapped_column(String(16), default="PERIOD", server_default="PERIOD")
     number: Mapped[str | None] = mapped_column(String(32), nullable=True)
     currency: Mapped[str] = mapped_column(String(3))
     period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -87,6 +90,11 @@ class InvoiceSequence(Base):
     )
     mode: Mapped[str] = mapped_column(String(4), primary_key=True)
     last_value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class InvoiceKind(str, enum.Enum):
+    PERIOD = "PERIOD"
+    ADJUSTMENT = "ADJUSTMENT"
 
 
 class InvoiceStatus(str, enum.Enum):

@@ -4,9 +4,9 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, text
 
-from app.invoices.models import Invoice, InvoiceStatus, LineItem
+from app.invoices.models import Invoice, InvoiceKind, InvoiceStatus, LineItem
 from app.tenancy import Repository
 
 _NEXT_NUMBER = text(
@@ -19,18 +19,21 @@ class InvoiceRepository(Repository[Invoice]):
     model = Invoice
     noun = "invoice"
 
-    async def live_for_period(self, subscription_id: uuid.UUID, period_start: datetime) -> Invoice | None:
+    async def live_for_period(
+        self, subscription_id: uuid.UUID, period_start: datetime, *, for_update: bool = True
+    ) -> Invoice | None:
+        """The period's live PERIOD invoice (locked unless only read)."""
         statement = (
             self.select()
             .where(
                 Invoice.subscription_id == subscription_id,
                 Invoice.period_start == period_start,
                 Invoice.status != InvoiceStatus.VOID.value,
+                Invoice.kind == InvoiceKind.PERIOD.value,
             )
-            .with_for_update()
             .execution_options(populate_existing=True)
         )
-        return await self.db.scalar(statement)
+        return await self.db.scalar(statement.with_for_update() if for_update else statement)
 
     async def by_subscription_ids(self, subscription_ids: Sequence[uuid.UUID]) -> list[list[Invoice]]:
         return await self.children_of(
@@ -46,7 +49,7 @@ class InvoiceRepository(Repository[Invoice]):
         )
         return list(await self.db.scalars(statement))
 
-    async def billed_since(self, subscription_ids: Sequence[uuid.UUID], since: datetime) -> list[Invoice]:
+    async def live_since(self, subscription_ids: Sequence[uuid.UUID], since: datetime) -> list[Invoice]:
         """FINALIZED or PAID invoices of these subscriptions whose period ended after ``since``, oldest first."""
         statement = (
             self.select()
@@ -56,20 +59,6 @@ class InvoiceRepository(Repository[Invoice]):
                 Invoice.period_end > since,
             )
             .order_by(Invoice.period_start)
-        )
-        return list(await self.db.scalars(statement))
-
-    async def late_lines_for(self, invoice_ids: Sequence[uuid.UUID]) -> list[LineItem]:
-        """Late-usage lines, on finalized or paid invoices, that adjusted any of these invoices' periods."""
-        statement = (
-            select(LineItem)
-            .join(Invoice, Invoice.id == LineItem.invoice_id)
-            .where(
-                *self.where_scoped(LineItem),
-                Invoice.status.in_([InvoiceStatus.FINALIZED.value, InvoiceStatus.PAID.value]),
-                LineItem.details["late"]["invoiceId"].astext.in_([str(i) for i in invoice_ids]),
-            )
-            .order_by(Invoice.finalized_at, LineItem.position)
         )
         return list(await self.db.scalars(statement))
 

@@ -5,6 +5,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from app.billing import invoicing
 from app.graphql.context import mutation, reader
 from app.invoices import service
 from app.invoices.types import InvoiceType
@@ -25,13 +26,13 @@ class InvoiceMutation:
     )
     async def generate_invoice(self, info: Info[Any, Any], subscription_id: strawberry.ID) -> InvoiceType:
         async with mutation(info) as ctx:
-            invoice = await service.generate_invoice(ctx, subscription_id)
+            invoice = await invoicing.generate_invoice(ctx, subscription_id)
         return InvoiceType.from_model(invoice)
 
     @strawberry.mutation(description="Freeze a DRAFT: recompute it once more, assign its number, lock every amount.")
     async def finalize_invoice(self, info: Info[Any, Any], id: strawberry.ID) -> InvoiceType:
         async with mutation(info) as ctx:
-            invoice = await service.finalize_invoice(ctx, id)
+            invoice = await invoicing.finalize_invoice(ctx, id)
         return InvoiceType.from_model(invoice)
 
     @strawberry.mutation(description="Record payment of a FINALIZED invoice.")
@@ -40,7 +41,10 @@ class InvoiceMutation:
             invoice = await service.mark_invoice_paid(ctx, id)
         return InvoiceType.from_model(invoice)
 
-    @strawberry.mutation(description="Void a DRAFT or FINALIZED invoice; its period can then get a new draft.")
+    @strawberry.mutation(
+        description="Void a DRAFT or FINALIZED invoice (a PAID one cannot be). Its amounts stop counting: the current"
+        " period can get a new draft, and what a voided earlier period owes is billed again on the next invoice."
+    )
     async def void_invoice(self, info: Info[Any, Any], id: strawberry.ID) -> InvoiceType:
         async with mutation(info) as ctx:
             invoice = await service.void_invoice(ctx, id)

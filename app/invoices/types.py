@@ -10,7 +10,6 @@ from strawberry.types import Info
 
 from app.graphql.context import reader
 from app.graphql.enums import InvoiceStatusEnum, PricingModelEnum
-from app.invoices.billing import Preview
 from app.invoices.models import Invoice, InvoiceStatus, LineItem
 from app.metrics.types import MetricType
 from app.plans.pricing import PricingModel
@@ -63,15 +62,20 @@ class LineItemType:
     price_id: strawberry.Private[uuid.UUID | None]
     customer_id: strawberry.Private[uuid.UUID]
     intervals: strawberry.Private[list[list[str]]]
+    received: strawberry.Private[list[list[str | None]] | None]
 
-    @strawberry.field(description="The raw events behind this charge, oldest first (cursor pagination).")
+    @strawberry.field(
+        description="The raw events this line counted, oldest first (cursor pagination): its customer's events of the"
+        " metric and the price's filters, in the line's charged intervals, received before the invoice's usage cutoff"
+        " (for a late-usage line: those no earlier live line counted), never voided ones."
+    )
     async def events(self, info: Info[Any, Any], first: int = 50, after: str | None = None) -> EventPageType:
         from app.usage.service import line_events
 
         if self.metric_id is None:
             return EventPageType(events=[], end_cursor=None, has_next_page=False)
         page = await line_events(
-            reader(info), self.customer_id, self.metric_id, self.price_id, self.intervals, first, after
+            reader(info), self.customer_id, self.metric_id, self.price_id, self.intervals, self.received, first, after
         )
         return EventPageType.from_domain(page)
 
@@ -99,6 +103,7 @@ class LineItemType:
             price_id=row.price_id,
             customer_id=customer_id,
             intervals=list(details.get("intervals") or ()),
+            received=details.get("received"),
         )
 
 
@@ -153,33 +158,4 @@ class InvoiceType:
             created_at=row.created_at,
             subscription_id=row.subscription_id,
             customer_id=row.customer_id,
-        )
-
-
-@strawberry.type(name="UpcomingInvoice", description="The current period priced live from usage so far (not stored).")
-class UpcomingInvoiceType:
-    period_start: datetime
-    period_end: datetime
-    currency: str
-    subtotal: Decimal
-    tax_rate: Decimal | None
-    tax: Decimal
-    total: Decimal
-    line_items: list[LineItemType]
-
-    @classmethod
-    def from_preview(cls, preview: Preview, customer_id: uuid.UUID) -> UpcomingInvoiceType:
-        lines = [
-            LineItemType.from_model(LineItem(id=uuid.uuid4(), position=i, **line), customer_id)
-            for i, line in enumerate(preview.lines)
-        ]
-        return cls(
-            period_start=preview.period_start,
-            period_end=preview.period_end,
-            currency=preview.currency,
-            subtotal=preview.totals.subtotal,
-            tax_rate=preview.tax_rate,
-            tax=preview.totals.tax,
-            total=preview.totals.total,
-            line_items=lines,
         )

@@ -22,21 +22,21 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.sql import literal
 
+from app.billing.cycle import check_late_usage, close_periods
+from app.billing.invoicing import LATE_MARGIN_DAYS
 from app.db import open_db
-from app.invoices.billing import close_period
 from app.organizations.models import OrganizationSettings
 from app.outbox.service import record
 from app.runtime import Runtime
 from app.services import ServiceContext
-from app.subscriptions.history import timelines
 from app.subscriptions.models import Subscription
-from app.subscriptions.repository import PauseRepository, PhaseRepository
-from app.subscriptions.service import LIVE, SubscriptionStatus, switch_plan
+from app.subscriptions.service import LIVE, SubscriptionStatus
 from app.tenancy import Mode, Scope
 
 log = logging.getLogger("kobo.worker")
 
 DEFAULT_GRACE_SECONDS = 3600
+DEFAULT_BACKDATE_DAYS = 90
 # Due subscriptions priced together: one grouped ClickHouse query per metric for the whole batch (a query costs
 # nearly a scan of the period whatever its number of customers, so fewer, larger batches are much faster).
 BATCH_SIZE = 10_000
@@ -77,34 +77,8 @@ async def run_once(runtime: Runtime, *, batch_size: int = BATCH_SIZE) -> int:
             break
         closed += len(due)
     await _end_trials(runtime)
+    await _check_ended(runtime, batch_size)
     return closed
-
-
-async def close_periods(ctx: ServiceContext, subscriptions: list[Subscription]) -> None:
-    await close_period(ctx, subscriptions)
-    for subscription in subscriptions:
-        await roll_over(ctx, subscription)
-
-
-async def roll_over(ctx: ServiceContext, subscription: Subscription) -> None:
-    """Move to the next period, or end here if a cancellation at period end was asked for."""
-    end = subscription.current_period_end
-    if subscription.cancel_at_period_end:
-        subscription.status = SubscriptionStatus.CANCELED.value
-        subscription.canceled_at = end
-        subscription.cancel_at_period_end = False
-        await PhaseRepository(ctx.db, ctx.scope).close_open(subscription.id, end)
-        await PauseRepository(ctx.db, ctx.scope).close_open(subscription.id, end)
-        record(ctx, "subscription.canceled", subscription.id, {"status": subscription.status, "at": end.isoformat()})
-        return
-    if subscription.pending_plan_id is not None:
-        await switch_plan(ctx, subscription, subscription.pending_plan_id, end)
-    timeline = (await timelines(ctx, [subscription]))[subscription.id]
-    following = timeline.period_at(end)
-    subscription.current_period_start, subscription.current_period_end = following.start, following.end
-    if subscription.status == SubscriptionStatus.TRIALING and (subscription.trial_ends_at or end) <= following.start:
-        subscription.status = SubscriptionStatus.ACTIVE.value
-        record(ctx, "subscription.trial_ended", subscription.id, {"status": SubscriptionStatus.ACTIVE.value})
 
 
 async def _end_trials(runtime: Runtime) -> None:
@@ -120,6 +94,44 @@ async def _end_trials(runtime: Runtime) -> None:
         for subscription_id, org_id, mode in ended.all():
             ctx = ServiceContext(db=db, scope=Scope(org_id, Mode(mode)), events=runtime.events, clock=runtime.clock)
             record(ctx, "subscription.trial_ended", subscription_id, {"status": SubscriptionStatus.ACTIVE.value})
+
+
+def _ended_due(now: datetime, limit: int) -> object:
+    """Ended subscriptions still inside the late window whose last check is a grace window old."""
+    grace = func.coalesce(OrganizationSettings.grace_period_seconds, literal(DEFAULT_GRACE_SECONDS))
+    window = func.coalesce(OrganizationSettings.backdate_window_days, literal(DEFAULT_BACKDATE_DAYS))
+    return (
+        select(Subscription)
+        .outerjoin(
+            OrganizationSettings,
+            (OrganizationSettings.org_id == Subscription.org_id) & (OrganizationSettings.mode == Subscription.mode),
+        )
+        .where(
+            Subscription.status == SubscriptionStatus.CANCELED.value,
+            Subscription.canceled_at + func.make_interval(0, 0, 0, window + LATE_MARGIN_DAYS) > now,
+            func.coalesce(Subscription.late_checked_at, Subscription.canceled_at)
+            + func.make_interval(0, 0, 0, 0, 0, 0, grace)
+            <= now,
+        )
+        .order_by(Subscription.late_checked_at.nulls_first())
+        .limit(limit)
+        .with_for_update(of=Subscription, skip_locked=True)
+    )
+
+
+async def _check_ended(runtime: Runtime, batch_size: int) -> int:
+    """Late usage after the end: one pass over the ended subscriptions whose check is due (see billing.cycle)."""
+    now = runtime.clock.now()
+    async with open_db(runtime.sessionmaker) as db, db.transaction():
+        due = list(await db.scalars(_ended_due(now, batch_size)))  # type: ignore[arg-type]
+        by_scope: dict[Scope, list[Subscription]] = defaultdict(list)
+        for subscription in due:
+            by_scope[Scope(subscription.org_id, Mode(subscription.mode))].append(subscription)
+        issued = 0
+        for scope, subscriptions in by_scope.items():
+            ctx = ServiceContext(db=db, scope=scope, events=runtime.events, clock=runtime.clock)
+            issued += await check_late_usage(ctx, subscriptions)
+    return issued
 
 
 async def run_forever(runtime: Runtime, interval_seconds: float, stop: asyncio.Event) -> None:

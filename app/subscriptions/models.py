@@ -32,6 +32,8 @@ class Subscription(TenantMixin, Base):
     billing_anchor: Mapped[str] = mapped_column(String(16), default="START_DATE", server_default="START_DATE")
     billing_period: Mapped[str] = mapped_column(String(16))
     pending_plan_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("plans.id"), nullable=True)
+    # When the worker last looked for late usage after the subscription ended (at most once per grace window).
+    late_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class SubscriptionPhase(TenantMixin, Base):

@@ -5,6 +5,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from app.billing import cycle
 from app.graphql.context import mutation, reader
 from app.subscriptions import service
 from app.subscriptions.types import CreateSubscriptionInput, SubscriptionType
@@ -62,5 +63,8 @@ class SubscriptionMutation:
         self, info: Info[Any, Any], id: strawberry.ID, at_period_end: bool | None = False
     ) -> SubscriptionType:
         async with mutation(info) as ctx:
-            subscription = await service.cancel_subscription(ctx, id, at_period_end=bool(at_period_end))
+            if at_period_end:
+                subscription = await service.schedule_cancel(ctx, id)
+            else:
+                subscription = await cycle.cancel_now(ctx, id)
         return SubscriptionType.from_model(subscription)

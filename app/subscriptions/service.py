@@ -13,6 +13,7 @@ from typing import Any
 
 from app.customers.repository import CustomerRepository
 from app.errors import Conflict, InvalidInput
+from app.organizations.settings import get_settings
 from app.outbox.service import record
 from app.plans.models import Plan
 from app.plans.repository import PlanRepository, PriceRepository
@@ -41,7 +42,7 @@ class NewSubscription:
     billing_anchor: BillingAnchor = BillingAnchor.START_DATE
 
 
-def _payload(subscription: Subscription, **more: Any) -> dict[str, Any]:
+def payload(subscription: Subscription, **more: Any) -> dict[str, Any]:
     return {"status": subscription.status, "planId": str(subscription.plan_id), **more}
 
 
@@ -59,13 +60,17 @@ def _metric_conflict(field: str) -> Conflict:
 
 
 async def create_subscription(ctx: ServiceContext, data: NewSubscription) -> Subscription:
-    customer = await CustomerRepository(ctx.db, ctx.scope).require(data.customer_id, field="input.customerId")
+    # The customer's row lock serializes concurrent subscribes and plan changes, so the check that no metric is
+    # priced twice for this customer cannot be raced.
+    customer = await CustomerRepository(ctx.db, ctx.scope).require(
+        data.customer_id, field="input.customerId", for_update=True
+    )
     plan = await PlanRepository(ctx.db, ctx.scope).require(data.plan_id, field="input.planId")
     subscriptions = SubscriptionRepository(ctx.db, ctx.scope)
     if await _plan_metrics(ctx, plan) & await subscriptions.live_metric_ids(customer.id):
         raise _metric_conflict("input.planId")
     now = ctx.clock.now()
-    anchor = ensure_utc(data.start_date, "input.startDate") if data.start_date is not None else now
+    anchor = await _start_date(ctx, data.start_date, now) if data.start_date is not None else now
     trial_ends_at = anchor + timedelta(days=plan.trial_period_days) if plan.trial_period_days else None
     timeline = Timeline(
         anchor,
@@ -75,7 +80,9 @@ async def create_subscription(ctx: ServiceContext, data: NewSubscription) -> Sub
         None,
         (PhaseSpan(plan.id, anchor, None),),
     )
-    period = timeline.period_at(now)
+    # A start in the past bills every period since then: the subscription begins in its first period and the
+    # period-end worker closes the past ones in order, each on its own invoice.
+    period = timeline.first_period()
     trialing = trial_ends_at is not None and trial_ends_at > now
     subscription = subscriptions.new(
         customer_id=customer.id,
@@ -90,15 +97,29 @@ async def create_subscription(ctx: ServiceContext, data: NewSubscription) -> Sub
         cancel_at_period_end=False,
     )
     PhaseRepository(ctx.db, ctx.scope).new(subscription_id=subscription.id, plan_id=plan.id, starts_at=anchor)
-    record(ctx, "subscription.created", subscription.id, _payload(subscription, customerId=str(customer.id)))
+    record(ctx, "subscription.created", subscription.id, payload(subscription, customerId=str(customer.id)))
     return subscription
+
+
+async def _start_date(ctx: ServiceContext, start_date: datetime, now: datetime) -> datetime:
+    """A backdated start is allowed within the organization's backdate window: the same window that bounds how old
+    an ingested event may be, so every period a subscription bills can still receive its usage."""
+    start = ensure_utc(start_date, "input.startDate")
+    window = (await get_settings(ctx)).backdate_window_days
+    if start < now - timedelta(days=window):
+        raise InvalidInput(
+            f"startDate may be at most {window} days in the past (the organization's backdate window,"
+            " backdateWindowDays in updateOrganizationSettings).",
+            field="input.startDate",
+        )
+    return start
 
 
 async def get_subscription(ctx: ServiceContext, subscription_id: str, *, for_update: bool = False) -> Subscription:
     return await SubscriptionRepository(ctx.db, ctx.scope).require(subscription_id, field="id", for_update=for_update)
 
 
-def _illegal(subscription: Subscription, action: str) -> Conflict:
+def illegal(subscription: Subscription, action: str) -> Conflict:
     return Conflict(f"Cannot {action} a subscription that is {subscription.status}.", field="id")
 
 
@@ -110,56 +131,35 @@ def _running_status(subscription: Subscription, now: datetime) -> SubscriptionSt
 async def pause_subscription(ctx: ServiceContext, subscription_id: str) -> Subscription:
     subscription = await get_subscription(ctx, subscription_id, for_update=True)
     if subscription.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
-        raise _illegal(subscription, "pause")
+        raise illegal(subscription, "pause")
     now = ctx.clock.now()
     subscription.status = SubscriptionStatus.PAUSED.value
     subscription.paused_at = now
     PauseRepository(ctx.db, ctx.scope).new(subscription_id=subscription.id, paused_at=now)
-    record(ctx, "subscription.paused", subscription.id, _payload(subscription))
+    record(ctx, "subscription.paused", subscription.id, payload(subscription))
     return subscription
 
 
 async def resume_subscription(ctx: ServiceContext, subscription_id: str) -> Subscription:
     subscription = await get_subscription(ctx, subscription_id, for_update=True)
     if subscription.status != SubscriptionStatus.PAUSED:
-        raise _illegal(subscription, "resume")
+        raise illegal(subscription, "resume")
     now = ctx.clock.now()
     subscription.status = _running_status(subscription, now).value
     subscription.paused_at = None
     await PauseRepository(ctx.db, ctx.scope).close_open(subscription.id, now)
-    record(ctx, "subscription.resumed", subscription.id, _payload(subscription))
+    record(ctx, "subscription.resumed", subscription.id, payload(subscription))
     return subscription
 
 
-async def cancel_subscription(ctx: ServiceContext, subscription_id: str, *, at_period_end: bool) -> Subscription:
-    """At period end: the worker ends it when the period closes (``reactivateSubscription`` undoes that before then).
-    Now: it ends at once and the partial period gets its final invoice, finalized in this same transaction."""
-    from app.invoices.billing import close_period
-    from app.invoices.worker import roll_over
-
+async def schedule_cancel(ctx: ServiceContext, subscription_id: str) -> Subscription:
+    """The worker ends it when the period closes; ``reactivateSubscription`` undoes that before then. (Cancelling
+    now is part of the billing cycle: ``billing.cycle.cancel_now``.)"""
     subscription = await get_subscription(ctx, subscription_id, for_update=True)
     if subscription.status == SubscriptionStatus.CANCELED:
-        raise _illegal(subscription, "cancel")
-    if at_period_end:
-        subscription.cancel_at_period_end = True
-        record(ctx, "subscription.cancel_scheduled", subscription.id, _payload(subscription))
-        return subscription
-    now = max(ctx.clock.now(), subscription.current_period_start)
-    # Periods that ended before the worker closed them (its grace window, downtime) are billed whole first, so the
-    # final invoice covers only the part of the period containing now.
-    while subscription.current_period_end < now and subscription.status != SubscriptionStatus.CANCELED:
-        await close_period(ctx, [subscription])
-        await roll_over(ctx, subscription)
-    if subscription.status == SubscriptionStatus.CANCELED:  # a cancellation at period end took effect meanwhile
-        return subscription
-    subscription.status = SubscriptionStatus.CANCELED.value
-    subscription.canceled_at = now
-    subscription.cancel_at_period_end = False
-    await PhaseRepository(ctx.db, ctx.scope).close_open(subscription.id, now)
-    await PauseRepository(ctx.db, ctx.scope).close_open(subscription.id, now)
-    await close_period(ctx, [subscription], {subscription.id: now})
-    subscription.current_period_end = now
-    record(ctx, "subscription.canceled", subscription.id, _payload(subscription))
+        raise illegal(subscription, "cancel")
+    subscription.cancel_at_period_end = True
+    record(ctx, "subscription.cancel_scheduled", subscription.id, payload(subscription))
     return subscription
 
 
@@ -171,7 +171,7 @@ async def reactivate_subscription(ctx: ServiceContext, subscription_id: str) -> 
             f"Only a subscription set to cancel at period end can be reactivated; this one is {state}.", field="id"
         )
     subscription.cancel_at_period_end = False
-    record(ctx, "subscription.reactivated", subscription.id, _payload(subscription))
+    record(ctx, "subscription.reactivated", subscription.id, payload(subscription))
     return subscription
 
 
@@ -180,12 +180,13 @@ async def change_plan(ctx: ServiceContext, subscription_id: str, plan_id: str, *
     At period end: the next period starts on the new plan."""
     subscription = await get_subscription(ctx, subscription_id, for_update=True)
     if subscription.status == SubscriptionStatus.CANCELED:
-        raise _illegal(subscription, "change the plan of")
+        raise illegal(subscription, "change the plan of")
     plan = await PlanRepository(ctx.db, ctx.scope).require(plan_id, field="planId")
     current = await PlanRepository(ctx.db, ctx.scope).get(subscription.plan_id)
     assert current is not None
     if plan.id == current.id:
         raise Conflict("The subscription is already on that plan.", field="planId")
+    await CustomerRepository(ctx.db, ctx.scope).require(str(subscription.customer_id), field="id", for_update=True)
     if (plan.currency, plan.billing_period) != (current.currency, current.billing_period):
         raise InvalidInput(
             "Change to a plan with the same currency and billing period"
@@ -200,7 +201,7 @@ async def change_plan(ctx: ServiceContext, subscription_id: str, plan_id: str, *
     if at_period_end:
         subscription.pending_plan_id = plan.id
         record(
-            ctx, "subscription.plan_change_scheduled", subscription.id, _payload(subscription, newPlanId=str(plan.id))
+            ctx, "subscription.plan_change_scheduled", subscription.id, payload(subscription, newPlanId=str(plan.id))
         )
         return subscription
     now = max(ctx.clock.now(), subscription.current_period_start)
@@ -215,4 +216,4 @@ async def switch_plan(ctx: ServiceContext, subscription: Subscription, plan_id: 
     previous = subscription.plan_id
     subscription.plan_id = plan_id
     subscription.pending_plan_id = None
-    record(ctx, "subscription.plan_changed", subscription.id, _payload(subscription, previousPlanId=str(previous)))
+    record(ctx, "subscription.plan_changed", subscription.id, payload(subscription, previousPlanId=str(previous)))

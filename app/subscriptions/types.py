@@ -16,8 +16,9 @@ from app.subscriptions.service import NewSubscription, SubscriptionStatus
 from app.subscriptions.timeline import BillingAnchor
 
 if TYPE_CHECKING:
+    from app.billing.types import UpcomingInvoiceType
     from app.customers.types import CustomerType
-    from app.invoices.types import InvoiceType, UpcomingInvoiceType
+    from app.invoices.types import InvoiceType
 
 
 @strawberry.type(name="SubscriptionPhase", description="A stretch [startsAt, endsAt) of a subscription on one plan.")
@@ -85,15 +86,22 @@ class SubscriptionType:
     async def plan(self, info: Info[Any, Any]) -> PlanType:
         return PlanType.from_model(await info.context.loaders.plan_by_id.load(self.plan_id))
 
-    @strawberry.field(description="The current period priced live from the usage so far; nothing is stored.")
+    @strawberry.field(
+        description="The next invoice as it would be computed now; nothing is stored. While the current period is"
+        " open: its draft (the period so far, and differences for earlier periods). Once the current period's invoice"
+        " is finalized, or the subscription has ended: only what no finalized invoice holds yet (late usage, voids)."
+        " Null when nothing is upcoming."
+    )
     async def upcoming_invoice(
         self, info: Info[Any, Any]
-    ) -> Annotated[UpcomingInvoiceType, strawberry.lazy("app.invoices.types")]:
-        from app.invoices.service import upcoming_invoice
-        from app.invoices.types import UpcomingInvoiceType
+    ) -> Annotated[UpcomingInvoiceType, strawberry.lazy("app.billing.types")] | None:
+        from app.billing.invoicing import preview
+        from app.billing.types import UpcomingInvoiceType
+        from app.subscriptions.service import get_subscription
 
-        preview = await upcoming_invoice(reader(info), self.id)
-        return UpcomingInvoiceType.from_preview(preview, self.customer_id)
+        ctx = reader(info)
+        found = await preview(ctx, await get_subscription(ctx, self.id))
+        return None if found is None else UpcomingInvoiceType.from_preview(found, self.customer_id)
 
     @strawberry.field(description="The subscription's invoices, by period.")
     async def invoices(

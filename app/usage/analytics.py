@@ -130,15 +130,28 @@ async def events_page(
     intervals: Sequence[tuple[datetime, datetime]],
     first: int,
     after: tuple[datetime, str] | None,
+    received: Sequence[tuple[datetime | None, datetime | None]] | None = None,
 ) -> tuple[list[RawEvent], bool]:
-    """The events of ``metric`` for one customer inside ``intervals``, oldest first, keyset-paginated."""
-    if not intervals:
+    """The events of ``metric`` for one customer inside ``intervals`` (and, when given, received in one of the
+    ``(after, before]`` ranges; ``None`` is open), oldest first, keyset-paginated."""
+    if not intervals or received is not None and not received:
         return [], False
     ranges = " OR ".join(
         f"(timestamp >= {{s{i}:DateTime64(6, 'UTC')}} AND timestamp < {{e{i}:DateTime64(6, 'UTC')}})"
         for i in range(len(intervals))
     )
     bounds = {f"s{i}": s for i, (s, _) in enumerate(intervals)} | {f"e{i}": e for i, (_, e) in enumerate(intervals)}
+    if received is not None:
+        receipts = []
+        for i, (low, high) in enumerate(received):
+            bounds |= {
+                f"ra{i}": low or datetime(1970, 1, 1, tzinfo=UTC),
+                f"rb{i}": high or datetime(2200, 1, 1, tzinfo=UTC),
+            }
+            receipts.append(
+                f"(received_at > {{ra{i}:DateTime64(6, 'UTC')}} AND received_at <= {{rb{i}:DateTime64(6, 'UTC')}})"
+            )
+        ranges = f"{ranges}) AND ({' OR '.join(receipts)}"
     cursor = ""
     if after is not None:
         cursor = " AND (timestamp, idempotency_key) > ({after_at:DateTime64(6, 'UTC')}, {after_key:String})"

@@ -9,7 +9,6 @@ from decimal import Decimal
 
 from app.customers.service import get_customer
 from app.errors import InvalidInput
-from app.invoices.drafts import metric_spec
 from app.metrics.models import Metric
 from app.metrics.service import get_metric
 from app.plans.repository import PriceRepository
@@ -17,6 +16,7 @@ from app.services import ServiceContext
 from app.subscriptions.periods import add_months
 from app.usage import analytics
 from app.usage.analytics import RawEvent
+from app.usage.specs import metric_spec
 
 MAX_POINTS = 10_000
 
@@ -150,18 +150,27 @@ async def line_events(
     metric_id: uuid.UUID,
     price_id: uuid.UUID | None,
     intervals: list[list[str]],
+    received: list[list[str | None]] | None,
     first: int,
     after: str | None,
 ) -> EventPage:
-    """The events a line charged: its customer's events of the metric (and the price's filters) in its intervals."""
+    """The events a line charged: its customer's events of the metric (and the price's filters) in its intervals,
+    received in one of its ``(after, before]`` ranges (a line written before lines kept them: any receipt)."""
     if not 1 <= first <= MAX_PAGE:
         raise InvalidInput(f"first must be between 1 and {MAX_PAGE}.", field="first")
     metric = await get_metric(ctx, str(metric_id), field="metricId")
     price = await PriceRepository(ctx.db, ctx.scope).get(price_id) if price_id is not None else None
     spans = [(datetime.fromisoformat(s), datetime.fromisoformat(e)) for s, e in intervals]
     cursor = analytics.decode_cursor(after, "after") if after else None
+    receipts = None
+    if received is not None:
+        receipts = [(_instant(a), _instant(b)) for a, b in received]
     events, more = await analytics.events_page(
-        ctx.events.clickhouse, ctx.scope, metric_spec(metric, price), customer_id, spans, first, cursor
+        ctx.events.clickhouse, ctx.scope, metric_spec(metric, price), customer_id, spans, first, cursor, receipts
     )
     end_cursor = analytics.encode_cursor(events[-1].timestamp, events[-1].idempotency_key) if events else None
     return EventPage(events, end_cursor, more)
+
+
+def _instant(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)

@@ -2,7 +2,7 @@
 
 Nothing is deleted: the keys go to ClickHouse's ``voided_events``, which every reader leaves out, and the void itself
 (who, when, why, what) is a row in PostgreSQL. Drafts of the customers concerned are recomputed at once; a voided
-event in a period already finalized is credited on the next invoice (see ``invoices.billing``), never by changing
+event in a period already finalized is credited on the next invoice (see ``billing.ledger``), never by changing
 the finalized one.
 """
 
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.billing.invoicing import compute
 from app.customers.repository import CustomerRepository
 from app.errors import InvalidInput, NotFound
-from app.invoices.billing import compute
 from app.invoices.repository import InvoiceRepository
 from app.outbox.service import record
 from app.services import ServiceContext

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from app.invoices.worker import run_once
+from app.runtime import Runtime
 from factories import Api, GraphQLError, Tenant, events
 
 if TYPE_CHECKING:
@@ -629,6 +631,9 @@ async def test_an_override_may_change_the_model(api: Api, pinned: SettableClock)
     assert line["description"] == "API calls: first 3 at 1, next 2 at 0.25 + flat 0.5 = 4.00 (negotiated price)"
 
 
+CURRENT_PERIOD = "query($id: ID!) { subscription(id: $id) { currentPeriodStart } }"
+
+
 @pytest.mark.parametrize(
     ("start_date", "valid_from", "valid_until", "negotiated"),
     [
@@ -649,7 +654,13 @@ async def test_an_override_may_change_the_model(api: Api, pinned: SettableClock)
     ],
 )
 async def test_an_override_applies_to_periods_starting_within_its_validity(
-    api: Api, pinned: SettableClock, start_date: str, valid_from: str, valid_until: str | None, negotiated: bool
+    api: Api,
+    runtime: Runtime,
+    pinned: SettableClock,
+    start_date: str,
+    valid_from: str,
+    valid_until: str | None,
+    negotiated: bool,
 ) -> None:
     # given a ₦2-per-call plan, a customer with a ₦1.5 deal, and a subscription whose current period starts at START
     metric, plan = await list_priced(api)
@@ -657,7 +668,12 @@ async def test_an_override_applies_to_periods_starting_within_its_validity(
     deal = override(customer["id"], plan["prices"][0]["id"], valid_from, valid_until)
     await api.call(CREATE_OVERRIDE, {"input": deal})
     subscription = await api.subscription(customer["id"], plan["id"], startDate=start_date)
-    assert subscription["currentPeriodStart"] == "2025-03-10T12:00:00Z"
+    # a backdated start begins in its first period: the worker closes the past ones (after their grace window)
+    pinned.set(START + timedelta(hours=2))
+    await run_once(runtime)
+    pinned.set(START)
+    current = await api.call(CURRENT_PERIOD, {"id": subscription["id"]})
+    assert current["subscription"]["currentPeriodStart"] == "2025-03-10T12:00:00Z"
 
     # when 4 calls are used and the invoice is generated
     await use(api, customer["id"], "calls", 4)

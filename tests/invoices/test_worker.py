@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import select
 
+from app.billing import cycle
 from app.db import open_db
-from app.invoices import worker
 from app.invoices.models import Invoice
 from app.invoices.worker import run_once
 from app.runtime import Runtime
@@ -474,7 +474,7 @@ async def test_a_failed_pass_commits_nothing(
     async def broken(*_: Any) -> None:
         raise RuntimeError("worker crashed")
 
-    monkeypatch.setattr(worker, "roll_over", broken)
+    monkeypatch.setattr(cycle, "roll_over", broken)
 
     # when the pass runs
     with pytest.raises(RuntimeError):

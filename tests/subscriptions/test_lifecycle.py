@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from app.invoices.worker import run_once
+from app.runtime import Runtime
 from factories import Api, GraphQLError, Tenant
 
 if TYPE_CHECKING:
@@ -87,6 +89,19 @@ async def test_first_period_starts_at_start_date_and_lasts_one_billing_period(
     assert (subscription["currentPeriodStart"], subscription["currentPeriodEnd"]) == (wire(start), wire(end))
 
 
+CURRENT = "query($id: ID!) { subscription(id: $id) { currentPeriodStart currentPeriodEnd } }"
+
+
+async def caught_up(api: Api, runtime: Runtime, clock: SettableClock, subscription_id: str) -> tuple[str, str]:
+    """The current period once the worker has closed every period that ended (an hour later: its grace window)."""
+    now = clock.now()
+    clock.set(now + timedelta(hours=1))
+    await run_once(runtime)
+    clock.set(now)
+    found = (await api.call(CURRENT, {"id": subscription_id}))["subscription"]
+    return found["currentPeriodStart"], found["currentPeriodEnd"]
+
+
 async def test_start_date_defaults_to_now(api: Api, clock: SettableClock) -> None:
     clock.set(utc(2025, 5, 20, 8, 30))
     subscription = await subscribed(api)
@@ -111,21 +126,25 @@ async def test_start_date_defaults_to_now(api: Api, clock: SettableClock) -> Non
     ],
 )
 async def test_monthly_periods_from_the_31st_follow_the_month_end_rule(
-    api: Api, clock: SettableClock, start: datetime, now: datetime, period_start: datetime, period_end: datetime
+    api: Api,
+    runtime: Runtime,
+    clock: SettableClock,
+    start: datetime,
+    now: datetime,
+    period_start: datetime,
+    period_end: datetime,
 ) -> None:
     # given a monthly plan and the clock pinned after a startDate on the 31st
     clock.set(now)
     customer = await api.customer()
     plan = await api.plan((await api.metric())["id"], billingPeriod="MONTHLY")
 
-    # when the customer subscribes from that 31st
+    # when the customer subscribes from that 31st and the worker closes the periods already over
     subscription = await create(api, customer["id"], plan["id"], start)
+    current = await caught_up(api, runtime, clock, subscription["id"])
 
     # then the current period obeys the month-end rule
-    assert (subscription["currentPeriodStart"], subscription["currentPeriodEnd"]) == (
-        wire(period_start),
-        wire(period_end),
-    )
+    assert current == (wire(period_start), wire(period_end))
 
 
 @pytest.mark.parametrize(
@@ -138,8 +157,8 @@ async def test_monthly_periods_from_the_31st_follow_the_month_end_rule(
         ("ANNUALLY", utc(2025, 1, 14, 9), utc(2026, 1, 14, 9)),
     ],
 )
-async def test_a_backdated_start_makes_the_period_containing_now_current(
-    api: Api, clock: SettableClock, billing_period: str, period_start: datetime, period_end: datetime
+async def test_a_backdated_start_bills_from_its_first_period_and_catches_up_to_now(
+    api: Api, runtime: Runtime, clock: SettableClock, billing_period: str, period_start: datetime, period_end: datetime
 ) -> None:
     # given the clock on 2025-03-20 15:00 and a startDate two months and more before it
     now = utc(2025, 3, 20, 15)
@@ -150,11 +169,11 @@ async def test_a_backdated_start_makes_the_period_containing_now_current(
     # when the customer subscribes from 2025-01-14 09:00
     subscription = await create(api, customer["id"], plan["id"], utc(2025, 1, 14, 9))
 
-    # then the current period is the one of the anchor's series that contains now
-    assert (subscription["currentPeriodStart"], subscription["currentPeriodEnd"]) == (
-        wire(period_start),
-        wire(period_end),
-    )
+    # then it begins in its first period, so that every period since the start is billed
+    assert subscription["currentPeriodStart"] == wire(utc(2025, 1, 14, 9))
+
+    # and once the worker has closed the past periods, the current one is the anchor's period containing now
+    assert await caught_up(api, runtime, clock, subscription["id"]) == (wire(period_start), wire(period_end))
     assert period_start <= now < period_end
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from app.invoices import billing
+from app.billing import invoicing as billing
 from app.invoices.worker import run_once
 from app.runtime import Runtime
 from factories import INVOICE_FIELDS, Api, GraphQLError
@@ -221,7 +221,7 @@ async def test_usage_while_paused_is_kept_but_not_charged_and_the_base_fee_is_pr
 # --- cancel ---------------------------------------------------------------------------------------------------------
 
 
-async def test_cancel_now_finalizes_a_final_invoice_for_the_partial_period(
+async def test_cancel_now_finalizes_a_final_invoice_for_the_partial_period_and_late_usage_still_lands(
     api: Api, clock: SettableClock, runtime: Runtime
 ) -> None:
     # given a subscription from Apr 1 with 3 calls before Apr 19
@@ -258,10 +258,20 @@ async def test_cancel_now_finalizes_a_final_invoice_for_the_partial_period(
     clock.set(utc(2018, 6, 1))
     await run_once(runtime)
 
-    # then nothing more is billed: the final invoice is unchanged and the only one
+    # then the final invoice is unchanged; the late call from before the cancellation is billed once, on an
+    # adjustment invoice the worker issues; the calls after the cancellation are billed nowhere
     later = await get(api, subscription_id)
-    assert later["invoices"] == [final]
+    assert later["invoices"][0] == final
+    (adjustment,) = later["invoices"][1:]
+    assert (adjustment["status"], adjustment["number"], adjustment["total"]) == ("FINALIZED", "INV-000002", "2.00")
+    assert lines(adjustment) == [("API calls", 1, 2)]
+    assert "late usage for INV-000001" in adjustment["lineItems"][0]["description"]
     assert (later["status"], later["currentPeriodEnd"]) == ("CANCELED", "2018-04-19T00:00:00Z")
+
+    # and the worker running again issues nothing more
+    clock.set(utc(2018, 6, 2))
+    await run_once(runtime)
+    assert len((await get(api, subscription_id))["invoices"]) == 2
 
 
 async def test_cancel_now_after_the_period_ended_but_before_the_worker_closed_it_bills_each_period_apart(

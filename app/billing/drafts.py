@@ -22,9 +22,8 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import Any
 
-from app.metrics.filters import as_spec
 from app.metrics.filters import describe as describe_filters
-from app.metrics.models import Aggregation, Metric
+from app.metrics.models import Metric
 from app.metrics.repository import MetricRepository
 from app.money import format_decimal, round_money
 from app.plans.models import Plan, Price, PriceOverride
@@ -35,12 +34,13 @@ from app.plans.terms import stored_spec
 from app.services import ServiceContext
 from app.subscriptions.timeline import ChargedSegment, Interval
 from app.usage.aggregation import MetricSpec
+from app.usage.specs import metric_spec
 from app.usage.store import Window
 
 QuantityKey = tuple[Hashable, int, tuple[uuid.UUID, str]]
 # Line amounts are exact and may hold more digits than the default 28-digit context keeps: sums and products of
 # amounts are taken in this one, so that round_money is the only rounding on an invoice.
-_WIDE = Context(prec=200, rounding=ROUND_HALF_UP)
+WIDE = Context(prec=200, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,7 @@ class SegmentBill:
 class PeriodBill:
     key: Hashable
     customer_id: uuid.UUID
+    period_start: datetime
     segments: list[SegmentBill]
     received_before: datetime | None = None
 
@@ -95,12 +96,6 @@ class Catalog:
                 self.metrics[metric.id] = metric
 
 
-def metric_spec(metric: Metric, price: Price | None = None) -> MetricSpec:
-    """The metric as the event store aggregates it; a price's own filters narrow it further."""
-    filters = as_spec(metric.filters, price.filters if price is not None else None)
-    return MetricSpec(metric.event_name, Aggregation(metric.aggregation), metric.aggregation_property, filters)
-
-
 def _usage_key(price: Price) -> tuple[uuid.UUID, str]:
     """Prices of one metric with the same filters share one aggregation."""
     return price.metric_id, json.dumps(price.filters or [], sort_keys=True)
@@ -121,6 +116,7 @@ async def prepare(
     return PeriodBill(
         key,
         customer_id,
+        period_start,
         [
             SegmentBill(
                 catalog.plans[segment.plan_id],
@@ -156,12 +152,29 @@ async def measure(ctx: ServiceContext, catalog: Catalog, bills: Sequence[PeriodB
     return quantities
 
 
-def _details(charge: Charge, overridden: bool, intervals: tuple[Interval, ...], segment: int) -> dict[str, Any]:
+Received = list[tuple[datetime | None, datetime | None]]
+
+
+def received_json(received: Received) -> list[list[str | None]]:
+    return [[None if a is None else a.isoformat(), None if b is None else b.isoformat()] for a, b in received]
+
+
+def ledger_details(bill: PeriodBill, segment: int, received: Received) -> dict[str, Any]:
+    """Where a line sits in the ledger: the period and segment it bills, and which receipts of events it counted
+    (``(after, before]`` ranges of ``received_at``; ``None`` is open), so its events can be listed exactly."""
+    intervals = bill.segments[segment].intervals
     return {
+        "period": bill.period_start.isoformat(),
         "segment": segment,
-        "explanation": charge.explanation,
         # what was counted: the charged intervals, so the events behind the line can be listed later
         "intervals": [[start.isoformat(), end.isoformat()] for start, end in intervals],
+        "received": received_json(received),
+    }
+
+
+def _details(charge: Charge, overridden: bool) -> dict[str, Any]:
+    return {
+        "explanation": charge.explanation,
         "adjustment": charge.adjustment,
         "overridden": overridden,
         "tiers": [
@@ -179,6 +192,10 @@ def _details(charge: Charge, overridden: bool, intervals: tuple[Interval, ...], 
     }
 
 
+def base_fee_due(plan: Plan, share: Decimal) -> Decimal:
+    return WIDE.multiply(plan.base_fee, share) if plan.base_fee else Decimal(0)
+
+
 def base_fee_line(plan: Plan, share: Decimal) -> dict[str, Any] | None:
     if not plan.base_fee:
         return None
@@ -191,7 +208,7 @@ def base_fee_line(plan: Plan, share: Decimal) -> dict[str, Any] | None:
         "description": f"{plan.name}: base fee" + (" (prorated)" if prorated else ""),
         "quantity": share,
         "unit_price": plan.base_fee,
-        "amount": _WIDE.multiply(plan.base_fee, share),
+        "amount": base_fee_due(plan, share),
         "details": {
             "explanation": f"{fee} × {format_decimal(share)} of the period" if prorated else fee,
             "adjustment": None,
@@ -201,94 +218,41 @@ def base_fee_line(plan: Plan, share: Decimal) -> dict[str, Any] | None:
     }
 
 
-def price(bill: PeriodBill, catalog: Catalog, quantities: dict[QuantityKey, Decimal]) -> list[dict[str, Any]]:
+def price_name(catalog: Catalog, plan_price: Price) -> str:
+    metric = catalog.metrics[plan_price.metric_id]
+    scope = describe_filters(plan_price.filters)
+    return f"{metric.name} ({scope})" if scope else metric.name
+
+
+def quantity_of(bill: PeriodBill, segment: int, plan_price: Price, quantities: dict[QuantityKey, Decimal]) -> Decimal:
+    return quantities.get((bill.key, segment, _usage_key(plan_price)), Decimal(0))
+
+
+def price(
+    bill: PeriodBill, catalog: Catalog, quantities: dict[QuantityKey, Decimal], received: Received
+) -> list[dict[str, Any]]:
     """The bill's lines, pure: per segment its base fee (prorated by its share), then one line per price."""
     lines: list[dict[str, Any]] = []
     for index, segment in enumerate(bill.segments):
         fee = base_fee_line(segment.plan, segment.base_fee_share)
         if fee is not None:
+            fee["details"].update(ledger_details(bill, index, received))
             lines.append(fee)
         for plan_price in segment.prices:
-            metric = catalog.metrics[plan_price.metric_id]
             override = segment.overrides.get(plan_price.id)
             terms = override or plan_price
-            quantity = quantities.get((bill.key, index, _usage_key(plan_price)), Decimal(0))
-            charge = compute_charge(stored_spec(terms), quantity)
+            charge = compute_charge(stored_spec(terms), quantity_of(bill, index, plan_price, quantities))
             suffix = " (negotiated price)" if override is not None else ""
-            scope = describe_filters(plan_price.filters)
-            name = f"{metric.name} ({scope})" if scope else metric.name
             lines.append(
                 {
                     "price_id": plan_price.id,
-                    "metric_id": metric.id,
+                    "metric_id": plan_price.metric_id,
                     "model": terms.model,
-                    "description": f"{name}: {charge.explanation}{suffix}",
+                    "description": f"{price_name(catalog, plan_price)}: {charge.explanation}{suffix}",
                     "quantity": charge.quantity,
                     "unit_price": charge.unit_price,
                     "amount": charge.amount,
-                    "details": _details(charge, override is not None, segment.intervals, index),
-                }
-            )
-    return lines
-
-
-def late_lines(
-    bill: PeriodBill,
-    catalog: Catalog,
-    quantities: dict[QuantityKey, Decimal],
-    billed: dict[tuple[int, str], Decimal],
-    prior: Any,
-) -> list[dict[str, Any]]:
-    """Adjustments for an earlier, finalized period whose usage changed since it was billed (late events, voids).
-
-    Each is priced as the difference between the period's charge at its new quantity and at the quantity billed so
-    far, with that period's own terms, so tiers, floors and caps come out as if the events had been on time.
-    """
-    lines: list[dict[str, Any]] = []
-    label = f"{prior.number} ({prior.period_start.date().isoformat()} – {prior.period_end.date().isoformat()})"
-    for index, segment in enumerate(bill.segments):
-        for plan_price in segment.prices:
-            before = billed.get((index, str(plan_price.id)))
-            if before is None:
-                continue
-            after = quantities.get((bill.key, index, _usage_key(plan_price)), Decimal(0))
-            if after == before:
-                continue
-            override = segment.overrides.get(plan_price.id)
-            spec = stored_spec(override or plan_price)
-            with localcontext(_WIDE):
-                amount = compute_charge(spec, after).amount - compute_charge(spec, before).amount
-                change = after - before
-                unit_price = (amount / change).quantize(Decimal("1e-12")).normalize()
-            metric = catalog.metrics[plan_price.metric_id]
-            sign = "+" if change > 0 else "−"
-            explanation = (
-                f"late usage for {label}: {format_decimal(before)} → {format_decimal(after)}"
-                f" ({sign}{format_decimal(abs(change))})"
-            )
-            lines.append(
-                {
-                    "price_id": plan_price.id,
-                    "metric_id": metric.id,
-                    "model": (override or plan_price).model,
-                    "description": f"{metric.name}: {explanation}",
-                    "quantity": change,
-                    "unit_price": unit_price,
-                    "amount": amount,
-                    "details": {
-                        "explanation": explanation,
-                        "adjustment": None,
-                        "overridden": override is not None,
-                        "segment": index,
-                        "intervals": [[s.isoformat(), e.isoformat()] for s, e in segment.intervals],
-                        "tiers": [],
-                        "late": {
-                            "invoiceId": str(prior.id),
-                            "segment": index,
-                            "priceId": str(plan_price.id),
-                            "quantity": str(after),
-                        },
-                    },
+                    "details": _details(charge, override is not None) | ledger_details(bill, index, received),
                 }
             )
     return lines
@@ -297,7 +261,7 @@ def late_lines(
 def totals(amounts: list[Decimal], currency: str, tax_rate: Decimal | None) -> Totals:
     """Subtotal: the exact sum of the lines. Tax: the rate (percent) of the subtotal, rounded half-up to the minor
     unit, as it is shown on its own line. Total: subtotal plus tax, rounded half-up to the minor unit."""
-    with localcontext(_WIDE):
+    with localcontext(WIDE):
         subtotal = sum(amounts, Decimal(0))
         tax = round_money(subtotal * tax_rate / 100, currency) if tax_rate else Decimal(0)
         total = round_money(subtotal + tax, currency)

@@ -1,0 +1,90 @@
+"""The billing cycle: a subscription moving from one period to the next, and ending.
+
+One home for what a period end does — finalize the period's invoice, apply a scheduled plan change or cancellation,
+end a trial, step to the next period — called by the period-end worker and by an immediate cancellation, which first
+catches up any period that ended before it. Once a subscription has ended, usage that still changes its finalized
+periods (late events, voids, a voided invoice) goes on ADJUSTMENT invoices, issued by the worker at most once per
+grace window. This module sits above ``subscriptions`` and ``invoices``; neither imports the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from app.billing.invoicing import close_period, issue_adjustments, open_invoice
+from app.invoices.models import InvoiceStatus
+from app.outbox.service import record
+from app.services import ServiceContext
+from app.subscriptions.history import timelines
+from app.subscriptions.models import Subscription
+from app.subscriptions.repository import PauseRepository, PhaseRepository
+from app.subscriptions.service import SubscriptionStatus, get_subscription, illegal, payload, switch_plan
+
+
+async def close_periods(ctx: ServiceContext, subscriptions: Sequence[Subscription]) -> None:
+    """Finalize each subscription's current period (one grouped computation for all) and move it on."""
+    await close_period(ctx, subscriptions)
+    for subscription in subscriptions:
+        await roll_over(ctx, subscription)
+
+
+async def roll_over(ctx: ServiceContext, subscription: Subscription) -> None:
+    """Move to the next period, or end here if a cancellation at period end was asked for."""
+    end = subscription.current_period_end
+    if subscription.cancel_at_period_end:
+        subscription.status = SubscriptionStatus.CANCELED.value
+        subscription.canceled_at = end
+        subscription.cancel_at_period_end = False
+        subscription.late_checked_at = ctx.clock.now()
+        await PhaseRepository(ctx.db, ctx.scope).close_open(subscription.id, end)
+        await PauseRepository(ctx.db, ctx.scope).close_open(subscription.id, end)
+        record(ctx, "subscription.canceled", subscription.id, {"status": subscription.status, "at": end.isoformat()})
+        return
+    if subscription.pending_plan_id is not None:
+        await switch_plan(ctx, subscription, subscription.pending_plan_id, end)
+    timeline = (await timelines(ctx, [subscription]))[subscription.id]
+    following = timeline.period_at(end)
+    subscription.current_period_start, subscription.current_period_end = following.start, following.end
+    if subscription.status == SubscriptionStatus.TRIALING and (subscription.trial_ends_at or end) <= following.start:
+        subscription.status = SubscriptionStatus.ACTIVE.value
+        record(ctx, "subscription.trial_ended", subscription.id, {"status": SubscriptionStatus.ACTIVE.value})
+
+
+async def cancel_now(ctx: ServiceContext, subscription_id: str) -> Subscription:
+    """End the subscription at this instant. The partial period gets its final invoice, finalized in this same
+    transaction; if that period's invoice was already finalized, what changed since (a base fee now prorated, late
+    usage) goes on an ADJUSTMENT invoice instead."""
+    subscription = await get_subscription(ctx, subscription_id, for_update=True)
+    if subscription.status == SubscriptionStatus.CANCELED:
+        raise illegal(subscription, "cancel")
+    now = max(ctx.clock.now(), subscription.current_period_start)
+    # Periods that ended before the worker closed them (its grace window, downtime) are billed whole first, so the
+    # final invoice covers only the part of the period containing now.
+    while subscription.current_period_end < now and subscription.status != SubscriptionStatus.CANCELED:
+        await close_periods(ctx, [subscription])
+    if subscription.status == SubscriptionStatus.CANCELED:  # a cancellation at period end took effect meanwhile
+        return subscription
+    subscription.status = SubscriptionStatus.CANCELED.value
+    subscription.canceled_at = now
+    subscription.cancel_at_period_end = False
+    subscription.late_checked_at = ctx.clock.now()
+    await PhaseRepository(ctx.db, ctx.scope).close_open(subscription.id, now)
+    await PauseRepository(ctx.db, ctx.scope).close_open(subscription.id, now)
+    current = (await open_invoice(ctx, subscription, now)).invoice
+    if current.status == InvoiceStatus.DRAFT:
+        await close_period(ctx, [subscription], {subscription.id: now})
+        subscription.current_period_end = now
+    else:
+        subscription.current_period_end = now
+        await issue_adjustments(ctx, [subscription])
+    record(ctx, "subscription.canceled", subscription.id, payload(subscription))
+    return subscription
+
+
+async def check_late_usage(ctx: ServiceContext, subscriptions: Sequence[Subscription]) -> int:
+    """Ended subscriptions: issue an ADJUSTMENT invoice for each whose finalized periods changed; returns how many."""
+    issued = await issue_adjustments(ctx, subscriptions)
+    now = ctx.clock.now()
+    for subscription in subscriptions:
+        subscription.late_checked_at = now
+    return len(issued)
