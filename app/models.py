@@ -8,7 +8,7 @@ from app.organizations.models import ApiKey, Organization, OrganizationSettings
 from app.outbox.models import OutboxEvent
 from app.plans.models import Plan, Price, PriceOverride
 from app.subscriptions.models import Subscription, SubscriptionPause, SubscriptionPhase
-from app.usage.models import ClaimBatch, EventClaim, EventVoid
+from app.usage.models import ClaimBatch, EventClaim, EventVoid, EventVoidKey
 
 __all__ = [
     "ApiKey",
@@ -17,6 +17,7 @@ __all__ = [
     "ClaimBatch",
     "EventClaim",
     "EventVoid",
+    "EventVoidKey",
     "Invoice",
     "InvoiceSequence",
     "LineItem",

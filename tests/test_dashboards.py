@@ -22,6 +22,7 @@ from urllib.parse import quote
 import pytest
 
 from app.runtime import Runtime
+from app.usage.aggregation import NOT_VOIDED
 from app.usage.store import EVENT_COLUMNS
 from factories import INGEST, Api, GraphQLError, Tenant
 
@@ -30,6 +31,8 @@ EVENTS_DOC = ROOT / "docs" / "EVENTS.md"
 DASHBOARD = ROOT / "grafana" / "dashboards" / "usage.json"
 NOT_TESTED = "<!-- not-tested: needs the postgres table function -->"
 BIG = Decimal("12345678901234.123456")  # more digits than a Float64 keeps
+# The app's own condition, word for word: the doc's queries are compared with whitespace collapsed.
+_DOC_NOT_VOIDED = f"AND {NOT_VOIDED}"
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,10 @@ def _repeats(w: World, rows: Rows) -> None:
     assert on_disk in (15, 16)  # 16 until ClickHouse merges the repeated row away
 
 
+def _no_voids(w: World, rows: Rows) -> None:
+    assert rows == []
+
+
 EXPECTED: dict[str, tuple[tuple[str, ...], Check]] = {
     "Events per day, per event name": (("day", "event_name", "events"), _events_per_day),
     "Top 10 customers by API calls over a range": (("customer_id", "calls"), _top_customers),
@@ -240,6 +247,7 @@ EXPECTED: dict[str, tuple[tuple[str, ...], Check]] = {
     ),
     "Repeats not yet merged": (("rows_on_disk", "events"), _repeats),
     "Deduping without FINAL": (("day", "event_name", "events"), _events_per_day),
+    "Voided events": (("idempotency_key", "customer_id", "event_name", "void_id", "voided_at"), _no_voids),
 }
 
 
@@ -257,6 +265,11 @@ def test_events_doc_has_the_examples_and_marks_only_postgres_ones_untested() -> 
         if "FROM events" in block.sql and "Deduping without FINAL" not in block.heading:
             assert "FINAL" in block.sql or "rows_on_disk" in block.sql, f"line {block.line}: reads events without FINAL"
         assert "{org:UUID}" in block.sql and "{mode:String}" in block.sql, f"line {block.line}: not scoped"
+        if "FROM events" in block.sql and block.heading != "Voided events":
+            assert _DOC_NOT_VOIDED in " ".join(block.sql.split()), f"line {block.line}: counts voided events"
+    for block in untested:
+        if "FROM events" in block.sql:
+            assert _DOC_NOT_VOIDED in " ".join(block.sql.split()), f"line {block.line}: counts voided events"
 
 
 async def test_every_events_doc_example_runs_on_ingested_events(world: World, runtime: Runtime) -> None:
@@ -276,7 +289,8 @@ async def test_every_events_doc_example_runs_on_ingested_events(world: World, ru
             assert rows, f"line {block.line} ({block.heading}): no rows"
             continue
         columns, check = expected
-        assert tuple(result.column_names) == columns, f"line {block.line} ({block.heading})"
+        # an empty answer (no voids yet) comes without column names
+        assert tuple(result.column_names) == (columns if rows else ()), f"line {block.line} ({block.heading})"
         check(world, rows)
         checked.add(block.heading)
     assert checked == set(EXPECTED)
@@ -342,3 +356,188 @@ async def test_dashboard_variables_cannot_break_out_of_their_string(world: World
     variables = {"org": str(world.org), "mode": hostile, "event_name": "llm_call", "property": "tokens"}
     sql = grafana_sql(_dashboard_queries()["Events per hour"], variables, world.start, world.end)
     assert runtime.clickhouse.client.query(sql).result_rows == []
+
+
+# --- after voids, the doc and the dashboard agree with the API --------------------------------------------------------
+
+VOID = "mutation($input: VoidEventsInput!) { voidEvents(input: $input) { id voidedCount } }"
+USAGE = """
+query($customer: ID!, $metric: ID!, $from: DateTime!, $to: DateTime!, $granularity: Granularity!) {
+  usage(customerId: $customer, metricId: $metric, from: $from, to: $to, granularity: $granularity)
+  { start value eventCount }
+}
+"""
+SUMMARY = """
+query($metric: ID!, $from: DateTime!, $to: DateTime!) {
+  usageSummary(metricId: $metric, from: $from, to: $to, first: 10) { value eventCount customer { id } }
+}
+"""
+API_METRICS: dict[str, dict[str, str]] = {
+    "api_call": {"eventName": "api_call", "aggregation": "COUNT"},
+    "llm_call": {"eventName": "llm_call", "aggregation": "COUNT"},
+    "tokens": {"eventName": "llm_call", "aggregation": "SUM", "aggregationProperty": "tokens"},
+    "peak": {"eventName": "llm_call", "aggregation": "MAX", "aggregationProperty": "tokens"},
+    "models": {"eventName": "llm_call", "aggregation": "UNIQUE", "aggregationProperty": "model"},
+}
+
+
+class Usage:
+    """What the ``usage`` and ``usageSummary`` queries answer for the world's customers."""
+
+    def __init__(self, api: Api, world: World, metrics: dict[str, str]) -> None:
+        self.api, self.world, self.metrics = api, world, metrics
+
+    async def series(
+        self, metric: str, customer: uuid.UUID, granularity: str, start: datetime | None = None
+    ) -> list[tuple[datetime, Decimal, int]]:
+        variables = {
+            "customer": str(customer),
+            "metric": self.metrics[metric],
+            "from": _iso(start or self.world.start),
+            "to": _iso(self.world.end),
+            "granularity": granularity,
+        }
+        points = (await self.api.call(USAGE, variables))["usage"]
+        # the API fills buckets without events with zeros; the SQL leaves them absent
+        return [
+            (_naive(datetime.fromisoformat(p["start"])), Decimal(p["value"]), p["eventCount"])
+            for p in points
+            if p["eventCount"]
+        ]
+
+    async def summary(self, metric: str) -> list[tuple[uuid.UUID, Decimal, int]]:
+        variables = {"metric": self.metrics[metric], "from": _iso(self.world.start), "to": _iso(self.world.end)}
+        totals = (await self.api.call(SUMMARY, variables))["usageSummary"]
+        return [(uuid.UUID(t["customer"]["id"]), Decimal(t["value"]), t["eventCount"]) for t in totals]
+
+    async def events_by(self, granularity: str) -> dict[tuple[datetime, str, uuid.UUID], int]:
+        """Event counts per (bucket, event name, customer), from the COUNT metrics."""
+        counts: dict[tuple[datetime, str, uuid.UUID], int] = {}
+        for name in ("api_call", "llm_call"):
+            for customer in (self.world.a, self.world.b):
+                for start, _, events in await self.series(name, customer, granularity):
+                    counts[(start, name, customer)] = events
+        return counts
+
+    async def all_events(self, customers: tuple[uuid.UUID, ...]) -> int:
+        """Every counted event of ``customers``, whenever it happened (from a day before the range)."""
+        since = self.world.start - timedelta(days=1)
+        total = 0
+        for name in ("api_call", "llm_call"):
+            for customer in customers:
+                total += sum(events for _, _, events in await self.series(name, customer, "MONTH", since))
+        return total
+
+
+def _totals(counts: dict[tuple[datetime, str, uuid.UUID], int]) -> list[tuple[datetime, str, int]]:
+    """Counts per (bucket, event name), all customers together, in order."""
+    summed: dict[tuple[datetime, str], int] = {}
+    for (start, name, _), events in counts.items():
+        summed[(start, name)] = summed.get((start, name), 0) + events
+    return sorted((start, name, events) for (start, name), events in summed.items())
+
+
+def _customers(counts: dict[tuple[datetime, str, uuid.UUID], int]) -> list[tuple[datetime, int]]:
+    """Distinct customers with events per bucket, in order."""
+    seen: dict[datetime, set[uuid.UUID]] = {}
+    for (start, _, customer), events in counts.items():
+        if events:
+            seen.setdefault(start, set()).add(customer)
+    return sorted((start, len(customers)) for start, customers in seen.items())
+
+
+async def _void_some(api: Api, w: World) -> list[str]:
+    """Void a's repeated call (two rows on disk), two of b's calls and a's 0.2-token m-large llm call."""
+    filters = [
+        (w.a, "api_call", w.day0 + timedelta(hours=1, minutes=10), 1),
+        (w.b, "api_call", w.day1 + timedelta(hours=12), 2),
+        (w.a, "llm_call", w.day0 + timedelta(hours=1, minutes=45), 1),
+    ]
+    ids = []
+    for customer, name, at, minutes in filters:
+        window = {"from": _iso(at), "to": _iso(at + timedelta(minutes=minutes))}
+        payload = {"customerId": str(customer), "eventName": name, **window}
+        void = (await api.call(VOID, {"input": payload}))["voidEvents"]
+        assert void["voidedCount"] == minutes  # one event a minute in each window
+        ids.append(void["id"])
+    return ids
+
+
+async def test_after_voids_the_doc_and_the_dashboard_agree_with_usage_and_usage_summary(
+    world: World, api: Api, runtime: Runtime
+) -> None:
+    # given the world's events, then four of them voided (one of them written twice to ClickHouse)
+    metrics = {key: (await api.metric(name=key, **spec))["id"] for key, spec in API_METRICS.items()}
+    void_ids = await _void_some(api, world)
+    usage = Usage(api, world, metrics)
+    per_day, per_hour = await usage.events_by("DAY"), await usage.events_by("HOUR")
+    calls = await usage.summary("api_call")
+    a_tokens = await usage.series("tokens", world.a, "DAY")
+    daily_tokens: dict[datetime, Decimal] = {}
+    for customer in (world.a, world.b):
+        for start, value, _ in await usage.series("tokens", customer, "DAY"):
+            daily_tokens[start] = daily_tokens.get(start, Decimal(0)) + value
+    models = [
+        (start.date(), customer, int(value))
+        for customer in (world.a, world.b)
+        for start, value, _ in await usage.series("models", customer, "MONTH")
+    ]
+    assert sum(events for _, _, events in calls) == 6  # 9 calls in range, 3 voided: the voids took effect
+
+    peak = [(start, value) for start, value, _ in await usage.series("peak", world.a, "HOUR")]
+    a_events, all_events = await usage.all_events((world.a,)), await usage.all_events((world.a, world.b))
+    voided = sorted(
+        [(str(world.a), "api_call", void_ids[0])]
+        + [(str(world.b), "api_call", void_ids[1])] * 2
+        + [(str(world.a), "llm_call", void_ids[2])]
+    )
+
+    # when every example of docs/EVENTS.md runs, then each agrees with what the API answers
+    expected: dict[str, Callable[[Rows], None]] = {
+        "Events per day, per event name": lambda rows: _same(rows, _totals(per_day)),
+        "Deduping without FINAL": lambda rows: _same(rows, _totals(per_day)),
+        "Top 10 customers by API calls over a range": lambda rows: _same(rows, [(c, n) for c, n, _ in calls]),
+        "A metric's daily SUM of a property, for one customer": lambda rows: _same(rows, a_tokens),
+        "Unique values per month": lambda rows: _same(sorted(rows, key=str), sorted(models, key=str)),
+        "Maximum per hour, for one customer": lambda rows: _same(rows, peak),
+        "Distinct customers per day": lambda rows: _same(rows, _customers(per_day)),
+        "A customer's latest events": lambda rows: _same(len(rows), a_events),
+        # both copies of the repeated row are voided, so rows on disk equal events at once
+        "Repeats not yet merged": lambda rows: _same(rows, [(all_events, all_events)]),
+        "Voided events": lambda rows: _same(sorted((str(r[1]), r[2], str(r[3])) for r in rows), voided),
+    }
+    client = runtime.clickhouse.client
+    tested = [block for block in sql_blocks(EVENTS_DOC.read_text(encoding="utf-8")) if block.tested]
+    for block in tested:
+        result = client.query(block.sql, parameters=world.params())
+        rows = [tuple(_plain(value) for value in row) for row in result.result_rows]
+        try:
+            expected[block.heading](rows)
+        except (AssertionError, KeyError) as error:
+            raise AssertionError(f"line {block.line} ({block.heading}): {error}") from error
+    assert {block.heading for block in tested} == set(expected)
+
+    # and every panel of the dashboard agrees too, for either event name
+    for name, summary in (("api_call", calls), ("llm_call", await usage.summary("llm_call"))):
+        variables = {"org": str(world.org), "mode": "test", "event_name": name, "property": "tokens"}
+        panels = {}
+        for title, raw in _dashboard_queries().items():
+            result = client.query(grafana_sql(raw, variables, world.start, world.end))
+            panels[title] = [tuple(_plain(v) for v in row) for row in result.result_rows]
+        _same(sorted(panels["Events per hour"]), _totals(per_hour))  # the panel orders by time only
+        _same([(r[0], r[1]) for r in panels["Top customers: ${event_name}"]], [(str(c), n) for c, _, n in summary])
+        _same(panels["Distinct customers per day"], _customers(per_day))
+        if name == "llm_call":  # the SUM metric's events
+            _same(panels["SUM of ${property} in ${event_name} events, per day"], sorted(daily_tokens.items()))
+
+
+def test_every_dashboard_panel_leaves_voided_events_out() -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            sql = " ".join(target["rawSql"].split())
+            assert "AND idempotency_key NOT IN ( SELECT idempotency_key FROM voided_events" in sql, panel["title"]
+
+
+def _same(actual: Any, expected: Any) -> None:
+    assert actual == expected, f"{actual} != {expected}"

@@ -3,6 +3,12 @@
 An override replaces one plan price for the billing periods that *start* within [valid_from, valid_until). Matching
 on the period start keeps each period priced one way (splitting a tiered period in two would change its total);
 put validFrom on the first period the deal covers.
+
+Overrides of one (customer, price) never overlap. The overlap check and the insert are serialized by locking the
+customer's row (``SELECT … FOR UPDATE``) first: two concurrent calls for one customer take turns, and the second one
+sees the first one's committed override and answers CONFLICT. The lock is the customer's, not the price's, because
+that row always exists and is the narrowest one both calls share. An exclusion constraint (btree_gist) would say the
+same in the schema, but the extension is not guaranteed on every PostgreSQL the app runs on.
 """
 
 from __future__ import annotations
@@ -70,7 +76,9 @@ async def create_price_override(ctx: ServiceContext, data: NewPriceOverride) -> 
     valid_until = ensure_utc(data.valid_until, "input.validUntil") if data.valid_until else None
     if valid_until is not None and valid_until <= valid_from:
         raise InvalidInput("validUntil must be later than validFrom.", field="input.validUntil")
-    customer = await CustomerRepository(ctx.db, ctx.scope).require(data.customer_id, field="input.customerId")
+    customer = await CustomerRepository(ctx.db, ctx.scope).require(
+        data.customer_id, field="input.customerId", for_update=True
+    )
     price = await PriceRepository(ctx.db, ctx.scope).require(data.price_id, field="input.priceId")
     overrides = PriceOverrideRepository(ctx.db, ctx.scope)
     clash = await overrides.overlapping(customer.id, price.id, valid_from, valid_until)

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text, Uuid
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, Uuid, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -46,12 +46,36 @@ class ClaimBatch(Base):
 
 
 class EventVoid(TenantMixin, Base):
-    """A correction: which events were voided (by keys or by a filter), by which API key, when and why."""
+    """A correction: which events were voided (by keys or by a filter), by which API key, when and why.
+
+    It is committed before ClickHouse hears of it; ``applied_at`` is set once ClickHouse has its keys and the drafts
+    and the outbox event are done, so a void left pending by a failure can be found and completed (``usage.voids``).
+    """
 
     __tablename__ = "event_voids"
-    __table_args__ = (Index(None, "org_id", "mode", "created_at"),)
+    __table_args__ = (
+        Index(None, "org_id", "mode", "created_at"),
+        Index("ix_event_voids_pending", "org_id", "mode", "created_at", postgresql_where=text("applied_at IS NULL")),
+    )
 
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     voided_by_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     criteria: Mapped[dict[str, Any]] = mapped_column(JSONB)
     voided_count: Mapped[int] = mapped_column(Integer)
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class EventVoidKey(Base):
+    """One voided key and the void that took it: PostgreSQL's record of what a void covers.
+
+    The primary key makes a key voided at most once even when two voids race, and the rows let a retry re-send a
+    pending void's keys to ClickHouse exactly as they were chosen, not as a filter would match them now.
+    """
+
+    __tablename__ = "event_void_keys"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    mode: Mapped[str] = mapped_column(String(4), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    void_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("event_voids.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid)

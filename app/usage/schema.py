@@ -7,7 +7,7 @@ import strawberry
 from strawberry.types import Info
 
 from app.graphql.coerced import COERCED_ARGUMENTS
-from app.graphql.context import mutation, reader, require
+from app.graphql.context import reader, require
 from app.graphql.enums import Granularity, GranularityEnum
 from app.usage import service, voids
 from app.usage.types import (
@@ -76,6 +76,7 @@ class UsageMutation:
         " recomputed, and voids in finalized periods are credited on the next invoice."
     )
     async def void_events(self, info: Info[Any, Any], input: VoidEventsInput) -> EventVoidType:
-        async with mutation(info) as ctx:
-            void = await voids.void_events(ctx, input.to_domain(), info.context.principal.key_id)
+        # Not one unit of work: a void commits in PostgreSQL before and after its ClickHouse write (usage/voids.py).
+        context = require(info, "write")
+        void = await voids.void_events(context.services, input.to_domain(), context.principal.key_id)
         return EventVoidType.from_model(void)
