@@ -152,8 +152,10 @@ async def _close(ctx: ServiceContext, subscriptions: Sequence[Subscription]) -> 
 async def _outage(ctx: ServiceContext, error: Exception) -> bool:
     """Whether ``error`` is a store being down rather than this group's data: then the pass fails as a whole.
 
-    A lost PostgreSQL connection says so itself. Every ClickHouse failure arrives as StoreUnavailable, a bad query
-    included, so ClickHouse is asked: if it still answers, the error was this group's."""
+    PostgreSQL says so itself: a lost connection is an InterfaceError (asyncpg) or an invalidated connection, while
+    a bad row's error (a constraint, a type) is a plain DBAPIError and stays the group's. Every ClickHouse failure
+    arrives as StoreUnavailable, a bad query included, so ClickHouse is asked: if it still answers, the error was
+    this group's."""
     if isinstance(error, (InterfaceError, OperationalError, OSError)):
         return True
     if isinstance(error, DBAPIError) and error.connection_invalidated:
@@ -167,7 +169,9 @@ async def _reload(ctx: ServiceContext, ids: list[uuid.UUID]) -> list[Subscriptio
     """The subscriptions freshly read, in the order given (the order periods are numbered in)."""
     statement = (
         select(Subscription)
-        .where(Subscription.org_id == ctx.scope.org_id, Subscription.mode == ctx.scope.mode, Subscription.id.in_(ids))
+        .where(
+            Subscription.org_id == ctx.scope.org_id, Subscription.mode == ctx.scope.mode.value, Subscription.id.in_(ids)
+        )
         .execution_options(populate_existing=True)
     )
     rows = {subscription.id: subscription for subscription in await ctx.db.scalars(statement)}
