@@ -58,7 +58,7 @@ async def _worker(settings: Settings, once: bool) -> int:
     """The period-end worker alone (for a deployment that runs it apart from the API)."""
     import signal
 
-    from app.invoices.worker import run_forever, run_once
+    from app.billing.worker import run_forever, run_once
     from app.runtime import open_runtime
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

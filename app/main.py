@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         stop = asyncio.Event()
         worker = None
         if current.worker_in_serve:
-            from app.invoices.worker import run_forever
+            from app.billing.worker import run_forever
 
             worker = asyncio.create_task(run_forever(app.state.runtime, current.worker_interval_seconds, stop))
         # What start-up built (modules, the schema, the pools) lives as long as the process: moved out of the

@@ -55,8 +55,8 @@ import chdb
 import clickhouse_connect
 from clickhouse_connect.driver.binding import bind_query
 
+from app.billing.worker import BATCH_SIZE
 from app.clickhouse import ClickHouse, make_client, migrate_clickhouse
-from app.invoices.worker import BATCH_SIZE
 from app.metrics.models import Aggregation
 from app.tenancy import Mode, Scope
 from app.usage import aggregation as aggregation_module

@@ -26,6 +26,10 @@ async def close_periods(ctx: ServiceContext, subscriptions: Sequence[Subscriptio
     await close_period(ctx, subscriptions)
     for subscription in subscriptions:
         await roll_over(ctx, subscription)
+        # Closing the period is the success that ends a run of failures, whatever the next period brings.
+        subscription.billing_failures = 0
+        subscription.billing_retry_at = None
+        subscription.billing_error = None
 
 
 async def roll_over(ctx: ServiceContext, subscription: Subscription) -> None:
@@ -87,4 +91,7 @@ async def check_late_usage(ctx: ServiceContext, subscriptions: Sequence[Subscrip
     now = ctx.clock.now()
     for subscription in subscriptions:
         subscription.late_checked_at = now
+        subscription.billing_failures = 0
+        subscription.billing_retry_at = None
+        subscription.billing_error = None
     return len(issued)

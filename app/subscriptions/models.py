@@ -3,11 +3,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, String, Uuid
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
 from app.tenancy import TenantMixin
+
+# The longest billing error kept: enough for a domain error's message, short enough to show in a list.
+BILLING_ERROR_LENGTH = 300
 
 
 class Subscription(TenantMixin, Base):
@@ -34,6 +37,11 @@ class Subscription(TenantMixin, Base):
     pending_plan_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("plans.id"), nullable=True)
     # When the worker last looked for late usage after the subscription ended (at most once per grace window).
     late_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The period-end worker's failures to close the current period (reset when it closes): how many in a row, when
+    # it tries again (the due query skips the row until then) and a short, safe description of the last one.
+    billing_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    billing_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    billing_error: Mapped[str | None] = mapped_column(String(BILLING_ERROR_LENGTH), nullable=True)
 
 
 class SubscriptionPhase(TenantMixin, Base):

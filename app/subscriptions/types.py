@@ -56,6 +56,15 @@ class SubscriptionType:
     billing_anchor: BillingAnchorEnum
     billing_period: BillingPeriodEnum
     created_at: datetime
+    billing_error: str | None = strawberry.field(
+        description="Why the period-end worker last failed to close the current period; null once it closes."
+    )
+    billing_failures: int = strawberry.field(
+        description="Failed attempts in a row to close the current period; 0 when nothing is failing."
+    )
+    billing_retry_at: datetime | None = strawberry.field(
+        description="When the period-end worker tries again after a failure (the wait doubles, up to an hour)."
+    )
     customer_id: strawberry.Private[uuid.UUID]
     plan_id: strawberry.Private[uuid.UUID]
     pending_plan_id: strawberry.Private[uuid.UUID | None]
@@ -127,6 +136,9 @@ class SubscriptionType:
             billing_anchor=BillingAnchor(row.billing_anchor),
             billing_period=BillingPeriod(row.billing_period),
             created_at=row.created_at,
+            billing_error=row.billing_error,
+            billing_failures=row.billing_failures,
+            billing_retry_at=row.billing_retry_at,
             customer_id=row.customer_id,
             plan_id=row.plan_id,
             pending_plan_id=row.pending_plan_id,

@@ -1,7 +1,7 @@
 """invoice kind (period or adjustment) and the late-usage check of ended subscriptions
 
 Revision ID: c3f0a9d84e21
-Revises: a1c5e8f2d7b3
+Revises: 9d4e7c1b2a60
 Create Date: 2026-12-02 02:10:00+00:00
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "c3f0a9d84e21"
-down_revision: str | Sequence[str] | None = "a1c5e8f2d7b3"
+down_revision: str | Sequence[str] | None = "9d4e7c1b2a60"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

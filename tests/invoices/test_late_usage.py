@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.invoices.worker import run_once
+from app.billing.worker import run_once
 from app.runtime import Runtime
 from conftest import SettableClock
 from factories import Api

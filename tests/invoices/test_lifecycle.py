@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from app.billing.worker import run_once
 from app.db import open_db
-from app.invoices.worker import run_once
 from app.organizations.service import create_api_key
 from app.runtime import Runtime
 from app.tenancy import Mode

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from app.invoices.worker import run_once
+from app.billing.worker import run_once
 from app.runtime import Runtime
 from factories import Api, GraphQLError, Tenant, events
 

@@ -1,4 +1,4 @@
-"""The period-end worker (``app.invoices.worker.run_once``): every period ends in exactly one finalized invoice.
+"""The period-end worker (``app.billing.worker.run_once``): every period ends in exactly one finalized invoice.
 
 It closes a period only once the period's end plus the organization's grace window has passed, finalizes the period's
 invoice (the user's draft if there is one, never a second time if the user finalized it), moves the subscription on,
@@ -23,9 +23,9 @@ import pytest
 from sqlalchemy import select
 
 from app.billing import cycle
+from app.billing.worker import run_once
 from app.db import open_db
 from app.invoices.models import Invoice
-from app.invoices.worker import run_once
 from app.runtime import Runtime
 from app.subscriptions.models import Subscription
 from factories import FINALIZE, INVOICE_FIELDS, MARK_PAID, VOID, Api, Tenant
@@ -460,10 +460,10 @@ async def test_a_trial_ending_with_the_period_makes_the_subscription_active_when
     assert (second["periodStart"], second["total"]) == ("2018-04-09T00:00:00Z", "102.00")
 
 
-# --- atomicity ------------------------------------------------------------------------------------------------------
+# --- a failure's own work -------------------------------------------------------------------------------------------
 
 
-async def test_a_failed_pass_commits_nothing(
+async def test_a_subscription_that_fails_to_close_commits_none_of_its_own_work(
     api: Api, clock: SettableClock, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given a period due for closing, and a worker that fails after finalizing its invoice, before moving on
@@ -476,18 +476,20 @@ async def test_a_failed_pass_commits_nothing(
 
     monkeypatch.setattr(cycle, "roll_over", broken)
 
-    # when the pass runs
-    with pytest.raises(RuntimeError):
-        await run_once(runtime)
+    # when the pass runs, it closes nothing and does not raise: the failure is the subscription's, not the pass's
+    assert await run_once(runtime) == 0
 
     # then neither the invoice nor its outbox rows were committed, and the subscription is where it was
     before = await subscription(api, subscription_id)
     assert (before["invoices"], before["currentPeriodStart"]) == ([], "2018-03-01T00:00:00Z")
     assert [e for e in await outbox(api) if e["type"].startswith("invoice.")] == []
+    # and only the failure itself was recorded
+    assert [e["type"] for e in await outbox(api) if "billing" in e["type"]] == ["subscription.billing_failed"]
 
-    # and once the worker works again, the period is closed exactly once
+    # and once the worker works again and the retry time has come, the period is closed exactly once
     monkeypatch.undo()
-    await run_once(runtime)
+    clock.set(utc(2018, 4, 1, 1) + timedelta(seconds=30))
+    assert await run_once(runtime) == 1
     after = await subscription(api, subscription_id)
     assert [(i["status"], i["number"]) for i in after["invoices"]] == [("FINALIZED", "INV-000001")]
     assert after["currentPeriodStart"] == "2018-04-01T00:00:00Z"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from app.invoices.worker import run_once
+from app.billing.worker import run_once
 from app.runtime import Runtime
 from conftest import SettableClock
 from factories import Api

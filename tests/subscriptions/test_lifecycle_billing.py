@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from app.billing import invoicing as billing
-from app.invoices.worker import run_once
+from app.billing.worker import run_once
 from app.runtime import Runtime
 from factories import INVOICE_FIELDS, Api, GraphQLError
 
