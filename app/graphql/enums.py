@@ -6,7 +6,7 @@ import enum
 
 import strawberry
 
-from app.invoices.models import InvoiceStatus
+from app.invoices.models import InvoiceKind, InvoiceStatus
 from app.metrics.models import Aggregation
 from app.plans.pricing import PricingModel
 from app.subscriptions.periods import BillingPeriod
@@ -30,6 +30,12 @@ SubscriptionStatusEnum = strawberry.enum(
 )
 InvoiceStatusEnum = strawberry.enum(
     InvoiceStatus, name="InvoiceStatus", description="DRAFT → FINALIZED → PAID; DRAFT or FINALIZED → VOID."
+)
+InvoiceKindEnum = strawberry.enum(
+    InvoiceKind,
+    name="InvoiceKind",
+    description="PERIOD: a billing period's own invoice. ADJUSTMENT: issued after the subscription ended, for late"
+    " usage or corrections to its finalized periods.",
 )
 GranularityEnum = strawberry.enum(Granularity, name="Granularity", description="The width of a usage bucket, in UTC.")
 BillingAnchorEnum = strawberry.enum(

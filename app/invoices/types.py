@@ -9,8 +9,8 @@ import strawberry
 from strawberry.types import Info
 
 from app.graphql.context import reader
-from app.graphql.enums import InvoiceStatusEnum, PricingModelEnum
-from app.invoices.models import Invoice, InvoiceStatus, LineItem
+from app.graphql.enums import InvoiceKindEnum, InvoiceStatusEnum, PricingModelEnum
+from app.invoices.models import Invoice, InvoiceKind, InvoiceStatus, LineItem
 from app.metrics.types import MetricType
 from app.plans.pricing import PricingModel
 from app.usage.types import EventPageType
@@ -112,6 +112,7 @@ class InvoiceType:
     id: strawberry.ID
     number: str | None = strawberry.field(description="Assigned at finalization; unique per organization and mode.")
     status: InvoiceStatusEnum
+    kind: InvoiceKindEnum
     currency: str
     subtotal: Decimal = strawberry.field(description="The exact sum of the lines.")
     tax_rate: Decimal | None = strawberry.field(description="Percent applied: the customer's, else the organization's.")
@@ -145,6 +146,7 @@ class InvoiceType:
             id=strawberry.ID(str(row.id)),
             number=row.number,
             status=InvoiceStatus(row.status),
+            kind=InvoiceKind(row.kind),
             currency=row.currency,
             subtotal=row.subtotal,
             tax_rate=row.tax_rate,
