@@ -3,7 +3,7 @@
     python bench/ingest_graphql.py [--events 100000] [--concurrency 8] [--batch 1000]
 
 The same run as bench/ingest_rest.py, through `POST /graphql` with the `ingestEvents` mutation (camelCase variables).
-Target (issue 6): >= 20,000 events/s.
+Target: >= 20,000 events/s.
 """
 
 from __future__ import annotations

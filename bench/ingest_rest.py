@@ -7,7 +7,7 @@ when set), creates a key with `kobo keys create` and customers over GraphQL, the
 events from several keep-alive connections and reports events/s, latency and CPU; re-sends a few batches (all
 duplicates); checks that the server counts every acknowledged event exactly once. The baseline is a raw
 clickhouse-connect insert of the same rows into the same table in a fresh chDB directory, run in this process
-after the server stopped. Targets (issue 6): >= 100,000 events/s on the 2-core machine and >= 0.3x the raw insert.
+after the server stopped. Targets: >= 100,000 events/s on the 2-core machine and >= 0.3x the raw insert.
 """
 
 from __future__ import annotations

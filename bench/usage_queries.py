@@ -1,4 +1,4 @@
-"""Usage-query benchmarks (issue 6, part 7): period-end quantities and a 90-day daily series, each beside its baseline.
+"""Usage-query benchmarks: period-end quantities and a 90-day daily series, each beside its baseline.
 
     python bench/usage_queries.py [--events 10000000 --subscriptions 10000] [--quick] [--markdown FILE]
 
@@ -24,7 +24,7 @@ Rows marked "variant" run SQL proposed for the app (NOT app code) through the sa
 "diagnostic" are deliberately incorrect queries (no FINAL) that show what a part of the app's query costs.
 Timed queries run after a warm-up, interleaved (app, baseline, variants, app, ...) so that load from other processes
 on this shared machine hits all alike; best and median are reported, PASS/MISS is judged on the median ratio.
-Targets (issue 6): period end within 2x the hand-written GROUP BY; series within 1.5x raw SQL.
+Targets: period end within 2x the hand-written GROUP BY; series within 1.5x raw SQL.
 """
 
 from __future__ import annotations
@@ -858,7 +858,7 @@ def main() -> int:
     client = make_client(None, tmp / "clickhouse")
     migrate_clickhouse(client)
     info["clickhouse"] = client.query("SELECT version()").result_rows[0][0]
-    say("Kobo usage-query benchmarks (issue 6, part 7)")
+    say("Kobo usage-query benchmarks")
     say("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     say(f"load average at start: {load_average()} (a shared machine: other processes may be running)")
     say(f"data: {args.events:,} events, {args.subscriptions:,} customers = subscriptions; chDB under {tmp}")

@@ -1,4 +1,4 @@
-"""POST /v1/events: the REST face of ingest (issue 6, part 1), and its OpenAPI document.
+"""POST /v1/events: the REST face of ingest, and its OpenAPI document.
 
 Same keys, limits and semantics as GraphQL `ingestEvents` (one code path); snake_case fields, JSON errors with an HTTP
 status, a body size limit, and numbers kept exact.
