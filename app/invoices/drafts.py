@@ -242,7 +242,9 @@ def late_lines(
     """Adjustments for an earlier, finalized period whose usage changed since it was billed (late events, voids).
 
     Each is priced as the difference between the period's charge at its new quantity and at the quantity billed so
-    far, with that period's own terms, so tiers, floors and caps come out as if the events had been on time.
+    far, with that period's own terms, so tiers, floors and caps come out as if the events had been on time. Both
+    quantities are the measured ones, negative included; the pricing core bills a negative one as 0, so refunds
+    that took a period below zero are never charged back, and later usage is billed from zero up.
     """
     lines: list[dict[str, Any]] = []
     label = f"{prior.number} ({prior.period_start.date().isoformat()} – {prior.period_end.date().isoformat()})"
@@ -266,6 +268,8 @@ def late_lines(
                 f"late usage for {label}: {format_decimal(before)} → {format_decimal(after)}"
                 f" ({sign}{format_decimal(abs(change))})"
             )
+            if before < 0 or after < 0:  # the amount is the change above zero only: say why it is smaller
+                explanation += "; a negative quantity is billed as 0"
             lines.append(
                 {
                     "price_id": plan_price.id,
