@@ -199,6 +199,8 @@ def _differences(
                 f"late usage for {_label(period, before.numbers)}: {format_decimal(before.quantity)}"
                 f" → {format_decimal(after)} ({sign}{format_decimal(abs(change))})"
             )
+            if before.quantity < 0 or after < 0:  # the amount is the change above zero only: say why it is smaller
+                explanation += "; a negative quantity is billed as 0"
             lines.append(
                 {
                     "price_id": plan_price.id,

@@ -3,10 +3,11 @@
 Pure on purpose (no I/O, no GraphQL, no ORM): invoices, previews and tests all call the same function, and the rules
 of API.md "Pricing models" live in exactly one place. Everything is ``Decimal``; a float never enters.
 
-Exactness: amounts are computed in a 100-digit context that *traps* ``Inexact``, so a product that would need
-rounding raises instead of silently losing a digit. Validated prices and parsed quantities (``app.money`` bounds
-them to 30 integer and 30 decimal digits) never come close. The only inexact step is a *derived* unit price
-(``amount / q``), which is quantized half-up to 12 decimal places and stripped of trailing zeros.
+Exactness: amounts are computed in a 200-digit context that *traps* ``Inexact``, so a product that would need
+rounding raises instead of silently losing a digit. Validated prices (``app.money`` bounds them to 30 integer and 30
+decimal digits) times a measured quantity (the event store sums in ``Decimal(76, 12)``: at most 76 digits) need at
+most 136, so no real charge comes close. The only inexact step is a *derived* unit price (``amount / q``), which is
+quantized half-up to 12 decimal places and stripped of trailing zeros.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ __all__ = [
 ZERO = Decimal(0)
 # Decimal places kept in a unit price obtained by division (blended / weighted prices); amounts are never rounded.
 UNIT_PRICE_PLACES = 12
-_EXACT = Context(prec=100, rounding=ROUND_HALF_UP, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
+_EXACT = Context(prec=200, rounding=ROUND_HALF_UP, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
 # The same without the Inexact trap, for the one deliberate rounding: a unit price obtained by division.
-_DIVIDE = Context(prec=100, rounding=ROUND_HALF_UP, traps=[InvalidOperation, DivisionByZero, Overflow])
+_DIVIDE = Context(prec=200, rounding=ROUND_HALF_UP, traps=[InvalidOperation, DivisionByZero, Overflow])
 
 
 class PricingModel(enum.StrEnum):
@@ -102,6 +103,9 @@ class Charge:
     amount; TIERED, WEIGHTED_TIERED and PACKAGE the blended ``amount / quantity`` (fees included), rounded half-up to
     ``UNIT_PRICE_PLACES`` places and stripped of trailing zeros, ``0`` when the quantity is 0.
 
+    ``quantity`` is the measured quantity, negative included; a negative one is priced as 0 (see ``compute_charge``),
+    so its ``unit_price``, ``amount`` and ``tiers`` are those of quantity 0.
+
     ``amount`` is exact and final: after the ``minimumAmount`` floor and the ``maximumAmount`` cap. ``tiers`` holds
     the tiers the quantity reached for TIERED and WEIGHTED_TIERED (the first always), the landed tier for VOLUME,
     and is empty for the other models.
@@ -126,24 +130,33 @@ class _Priced:
 
 
 def compute_charge(spec: PriceSpec, quantity: Decimal) -> Charge:
-    """Price ``quantity`` (the period's aggregated value, ≥ 0) with ``spec``, then apply the floor and the cap.
+    """Price ``quantity`` (the period's aggregated value) with ``spec``, then apply the floor and the cap.
 
     The spec is validated first (field paths under ``price``) because a bad spec would otherwise produce a plausible
-    but wrong amount. A negative, non-finite or non-``Decimal`` quantity raises ``InvalidInput`` on ``quantity``:
-    API.md defines pricing for q ≥ 0 only, so a caller whose aggregation can go negative must decide what that means.
+    but wrong amount. A non-finite or non-``Decimal`` quantity raises ``InvalidInput`` on ``quantity``: that is a
+    programming error, not usage.
+
+    A *negative* quantity is usage, not an error: a SUM of refunds or a MAX of negative values measures below zero,
+    and refusing it would block the invoice (and the period-end worker) on a field no client sent. It is priced as 0
+    (the model's charge at 0, so a first-tier flat fee and the minimum still apply, as Lago clamps fees), the charge
+    keeps the measured quantity so the line hides nothing, and the explanation says that it was billed as 0.
     """
     validate_price(spec, "price")
-    if not isinstance(quantity, Decimal) or not quantity.is_finite() or quantity < 0:
-        raise InvalidInput(f"quantity must be a finite decimal ≥ 0, got {quantity!r}", field="quantity")
-    quantity = quantity.copy_abs() if quantity.is_zero() else quantity  # "-0" passes the check; show it as 0
+    if not isinstance(quantity, Decimal) or not quantity.is_finite():
+        raise InvalidInput(f"quantity must be a finite decimal, got {quantity!r}", field="quantity")
+    quantity = quantity.copy_abs() if quantity.is_zero() else quantity  # show "-0" as 0
+    negative = quantity < 0
+    billed = ZERO if negative else quantity
     try:
         with localcontext(_EXACT):
-            priced = _PRICERS[spec.model](spec, quantity)
+            priced = _PRICERS[spec.model](spec, billed)
             amount, adjustment = _bound(spec, priced.amount)
     except Inexact as exc:
         raise InvalidInput(f"quantity {quantity} has too many digits to price exactly", field="quantity") from exc
     amount = amount.copy_abs() if amount.is_zero() else amount  # a "-0" price times q is still no charge
     explanation = priced.explanation
+    if negative:
+        explanation = f"negative quantity {_fmt(quantity)} billed as 0: {explanation}"
     if adjustment == "minimum":
         explanation += f"; raised to the minimum of {_fmt(amount)}"
     elif adjustment == "maximum":

@@ -1,14 +1,20 @@
 """How each aggregation reads the events table: one SQL expression set per metric, parameters always bound.
 
 Numeric properties are read as ``Decimal128(12)`` straight from the JSON text, so exact decimals stay exact and an
-event whose property is missing or not a JSON number yields NULL, which every aggregate skips (API.md).
-AVERAGE is returned as (sum, count) and divided in Python with Decimal: ClickHouse's avg() answers a Float64.
+event whose property is missing or not a JSON number yields NULL, which every aggregate skips (API.md). That reading
+type is also what ingest admits (``usage.ingest.unstorable_number``): a value it could not hold exactly is refused at
+the door rather than read as NULL or truncated here.
+
+Sums (SUM, and AVERAGE's sum) are taken in ``Decimal256(12)``: a ``Decimal128`` sum keeps the type of its operands and
+wraps around silently (two values of 9.9e25 summed to -1.42e26), while 64 integer digits hold 10^26 × 10^38 events.
+MAX and MINIMUM return one of the values, so ``Decimal128`` holds them. AVERAGE is returned as (sum, count) and
+divided in Python with Decimal: ClickHouse's avg() answers a Float64.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 from app.metrics.models import Aggregation
 
@@ -19,6 +25,7 @@ NUMERIC = (
     " AND countSubstrings(properties, concat('\"', {prop:String}, '\":')) = 1,"
     " simpleJSONExtractRaw(properties, {prop:String}), JSONExtractRaw(properties, {prop:String})), 12)"
 )
+WIDE_NUMERIC = f"toDecimal256({NUMERIC}, 12)"
 RAW = "JSONExtractRaw(properties, {prop:String})"
 # Voided events keep their rows but count nowhere (see usage/voids.py).
 NOT_VOIDED = (
@@ -29,10 +36,10 @@ NOT_VOIDED = (
 # Each aggregation → (expression for its value, expression for a helper count).
 _EXPRESSIONS: dict[Aggregation, tuple[str, str]] = {
     Aggregation.COUNT: ("toDecimal128(count(), 12)", "count()"),
-    Aggregation.SUM: (f"sumOrNull({NUMERIC})", f"count({NUMERIC})"),
+    Aggregation.SUM: (f"sumOrNull({WIDE_NUMERIC})", f"count({NUMERIC})"),
     Aggregation.MAX: (f"maxOrNull({NUMERIC})", f"count({NUMERIC})"),
     Aggregation.MINIMUM: (f"minOrNull({NUMERIC})", f"count({NUMERIC})"),
-    Aggregation.AVERAGE: (f"sumOrNull({NUMERIC})", f"count({NUMERIC})"),
+    Aggregation.AVERAGE: (f"sumOrNull({WIDE_NUMERIC})", f"count({NUMERIC})"),
     Aggregation.UNIQUE: (
         f"toDecimal128(uniqExactIf({RAW}, {RAW} NOT IN ('', 'null')), 12)",
         f"countIf({RAW} NOT IN ('', 'null'))",
@@ -58,10 +65,26 @@ def select_list(aggregation: Aggregation) -> str:
     return f"{value} AS value, {helper} AS helper, count() AS events"
 
 
+# A Decimal256 sum has up to 76 digits; the default 28-digit context would round it in normalize() and refuse to
+# quantize it. Rounding mode of the default context, so that averages of ordinary values come out as they always did.
+_WIDE = Context(prec=200, rounding=ROUND_HALF_EVEN)
+_AVERAGE_DIGITS = 28  # significant digits of an average, as the default context gives...
+_AVERAGE_PLACES = 12  # ...but never fewer than the store's fractional digits past its integer part
+
+
 def clean(value: Decimal) -> Decimal:
-    """Drop the storage scale (``6.000000000000`` → ``6``) without going to exponent form."""
-    normalized = value.normalize()
-    return normalized.quantize(Decimal(1)) if normalized.as_tuple().exponent > 0 else normalized  # type: ignore[operator]
+    """Drop the storage scale (``6.000000000000`` → ``6``) without going to exponent form, and without rounding."""
+    normalized = _WIDE.normalize(value)
+    if normalized.as_tuple().exponent > 0:  # type: ignore[operator]
+        return normalized.quantize(Decimal(1), context=_WIDE)
+    return normalized
+
+
+def average(total: Decimal, count: int) -> Decimal:
+    """``total / count`` to 28 significant digits, or to 12 places past a longer integer part (a 27-digit average
+    in 28 digits would keep one fractional digit of values that have twelve)."""
+    digits = max(_AVERAGE_DIGITS, total.adjusted() + 1 + _AVERAGE_PLACES)
+    return Context(prec=digits, rounding=ROUND_HALF_EVEN).divide(total, Decimal(count))
 
 
 def finish(aggregation: Aggregation, value: Decimal | None, helper: int) -> Decimal:
@@ -69,7 +92,7 @@ def finish(aggregation: Aggregation, value: Decimal | None, helper: int) -> Deci
     if value is None or helper == 0:
         return Decimal(0)
     if aggregation is Aggregation.AVERAGE:
-        return clean(Decimal(value) / Decimal(helper))
+        return clean(average(Decimal(value), helper))
     return clean(Decimal(value))
 
 

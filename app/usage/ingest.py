@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Context, Decimal
 from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
@@ -87,6 +88,54 @@ def _text(value: str, field: str, limit: int) -> str:
     return value
 
 
+# What the event store's reading type for numeric properties (``Decimal128`` with 12 places, usage/aggregation.py)
+# holds exactly: |x| < 10^26 (38 digits, 12 of them fractional) and at most 12 fractional digits (trailing zeros
+# aside). ClickHouse reads anything else as NULL (1e26 and above) or truncates it (1e-13 → 0) without a word, so such
+# a number is refused at ingest instead of being counted as 0.
+NUMBER_PLACES = 12
+NUMBER_LIMIT = 10**26
+_FLOAT_LIMIT = float(NUMBER_LIMIT)  # 1.00000000000000004e26: a float below it prints as a decimal below 10^26
+_DECIMAL_LIMIT = Decimal(NUMBER_LIMIT)
+_QUANTUM = Decimal(1).scaleb(-NUMBER_PLACES)
+_QUANTIZE = Context(prec=60)  # a value below the limit has at most 26 + 12 digits at 12 places: never an error
+
+
+def unstorable_number(properties: dict[str, Any]) -> str | None:
+    """The first top-level property holding a JSON number the event store cannot read exactly, or None.
+
+    Only numbers are looked at (strings, booleans and nested values are stored as they are and never summed), and each
+    with one or two C-level comparisons, because this runs for every event of the hot path. The types are the ones the
+    body parsers produce: ``int`` (any size), ``Decimal`` (GraphQL bodies and exact REST bodies keep the client's
+    digits) and ``float`` (REST bodies orjson parsed: at most 15 significant digits, so a float's shortest text is
+    the client's, and ``round(x, 12) == x`` exactly when that text has at most 12 fractional digits).
+    """
+    for key, value in properties.items():
+        kind = type(value)
+        if kind is int:
+            if -NUMBER_LIMIT < value < NUMBER_LIMIT:
+                continue
+        elif kind is Decimal:  # NaN compares false: refused too; positional arguments are ~3x cheaper here
+            if -_DECIMAL_LIMIT < value < _DECIMAL_LIMIT and value.quantize(_QUANTUM, None, _QUANTIZE) == value:
+                continue
+        elif kind is float:
+            if -_FLOAT_LIMIT < value < _FLOAT_LIMIT and (value.is_integer() or round(value, NUMBER_PLACES) == value):
+                continue
+        else:
+            continue
+        return str(key)
+    return None
+
+
+def _number_error(value: object, field: str) -> InvalidInput:
+    text = str(value)
+    shown = text if len(text) <= 40 else f"{text[:20]}…({len(text)} characters)"
+    return InvalidInput(
+        f"{shown} cannot be counted exactly: a numeric property must be finite, have at most {NUMBER_PLACES} decimal"
+        " places and be less than 10^26 in absolute value. Nothing of this batch was stored.",
+        field=field,
+    )
+
+
 def validate_batch(batch: Sequence[IncomingEvent], field: str) -> None:
     if not 1 <= len(batch) <= MAX_BATCH:
         raise InvalidInput(f"Send between 1 and {MAX_BATCH} events per request (got {len(batch)}).", field=field)
@@ -99,6 +148,7 @@ def validate_batch(batch: Sequence[IncomingEvent], field: str) -> None:
             and type(customer) is str
             and 0 < len(customer) <= MAX_KEY_LENGTH
             and (properties is None or type(properties) is dict)
+            and (not properties or unstorable_number(properties) is None)
             and (timestamp is None or timestamp.tzinfo is not None)
             and not (key.isspace() or name.isspace() or customer.isspace())
             and "\x00" not in key
@@ -112,6 +162,9 @@ def validate_batch(batch: Sequence[IncomingEvent], field: str) -> None:
         _text(customer, f"{at}.customerId", MAX_KEY_LENGTH)
         if properties is not None and not isinstance(properties, dict):
             raise InvalidInput("properties must be a JSON object.", field=f"{at}.properties")
+        bad = unstorable_number(properties) if properties else None
+        if bad is not None:
+            raise _number_error(properties[bad], f"{at}.properties.{bad}")
         if timestamp is not None and timestamp.tzinfo is None:
             raise InvalidInput("timestamp needs a UTC offset.", field=f"{at}.timestamp")
 

@@ -72,8 +72,15 @@ def error_response(
 
 
 def snake_field(field: str | None) -> str | None:
-    """``events.3.customerId`` → ``events.3.customer_id``: the Ingestor names fields as GraphQL spells them."""
-    return _CAMEL.sub(lambda match: "_" + match.group(1).lower(), field) if field else field
+    """``events.3.customerId`` → ``events.3.customer_id``: the Ingestor names fields as GraphQL spells them.
+
+    What follows ``properties.`` is a property name, the client's own text (``events.3.properties.totalTokens``), so
+    it is answered as sent.
+    """
+    if not field:
+        return field
+    head, dot, name = field.partition(".properties.")
+    return _CAMEL.sub(lambda match: "_" + match.group(1).lower(), head) + dot + name
 
 
 # --- the body ------------------------------------------------------------------------------------------------------

@@ -241,13 +241,99 @@ def test_weighted_explanation_names_the_weighted_price() -> None:
     assert charge(priced(M.WEIGHTED_TIERED, tiers=TWO_TIERS), "120").explanation.endswith("a weighted 0.525 per unit")
 
 
+# --- negative quantities: priced as 0, shown as measured: (spec, quantity, amount, explanation) -----------------------
+
+NEGATIVE = [
+    pytest.param(flat("2"), "-5", "0", "negative quantity -5 billed as 0: 0 × 2 = 0", id="flat"),
+    pytest.param(
+        priced(M.TIERED, tiers=TIERS),
+        "-5",
+        "5",
+        "negative quantity -5 billed as 0: first 0 at 0.50 + flat 5 = 5.00",
+        id="tiered-first-fee",
+    ),
+    pytest.param(
+        priced(M.VOLUME, tiers=TIERS),
+        "-0.5",
+        "5",
+        "negative quantity -0.5 billed as 0: all 0 at 0.50 (tier 1) + flat 5 = 5.00",
+        id="volume-first-fee",
+    ),
+    pytest.param(
+        priced(M.WEIGHTED_TIERED, tiers=TIERS),
+        "-1",
+        "5",
+        "negative quantity -1 billed as 0: first 0 at 0.50 + flat 5 = 5.00, a weighted 0 per unit",
+        id="weighted",
+    ),
+    pytest.param(
+        priced(M.PACKAGE, package_size=D(10), package_price=D(5)),
+        "-25",
+        "0",
+        "negative quantity -25 billed as 0: 0 units = 0 packages of 10 × 5 = 0",
+        id="package",
+    ),
+    pytest.param(
+        priced(M.OVERAGE, included_units=D(100), unit_price=D("0.5")),
+        "-3",
+        "0",
+        "negative quantity -3 billed as 0: 0 within the 100 included = 0",
+        id="overage",
+    ),
+    pytest.param(
+        priced(M.PERCENTAGE, percentage=D("1.5")),
+        "-200",
+        "0",
+        "negative quantity -200 billed as 0: 1.5% of 0 = 0.000",
+        id="percentage",
+    ),
+    pytest.param(
+        flat("2", minimum_amount=D(3)),
+        "-5",
+        "3",
+        "negative quantity -5 billed as 0: 0 × 2 = 0; raised to the minimum of 3",
+        id="minimum-floor",
+    ),
+    pytest.param(
+        flat("2"),
+        "-99999999999999999999999999.999999999999",
+        "0",
+        "negative quantity -99999999999999999999999999.999999999999 billed as 0: 0 × 2 = 0",
+        id="store-extreme",
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "quantity", "amount", "explanation"), NEGATIVE)
+def test_negative_quantity_is_priced_as_zero(spec: PriceSpec, quantity: str, amount: str, explanation: str) -> None:
+    """The charge of quantity 0 under the same model (fees and floor included); the line keeps what was measured."""
+    result = charge(spec, quantity)
+
+    assert result.amount == D(amount)
+    assert result.amount == charge(spec, "0").amount
+    assert result.quantity == D(quantity)
+    assert result.explanation == explanation
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "difference"),
+    [("-5", "3", "6"), ("3", "-5", "-6"), ("-5", "-2", "0"), ("-5", "0", "0")],
+    ids=["refunds-then-usage", "usage-then-refunds", "both-negative", "negative-to-zero"],
+)
+def test_late_difference_across_zero(before: str, after: str, difference: str) -> None:
+    """A late-usage line is charge(after) − charge(before): with negatives it is the change above zero only."""
+    spec = flat("2")
+
+    assert charge(spec, after).amount - charge(spec, before).amount == D(difference)
+
+
 # --- quantities compute_charge refuses --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "quantity",
-    [D(-1), D("-0.001"), D("NaN"), D("Infinity"), 3, 2.5, "5"],
-    ids=["negative", "negative-fraction", "nan", "infinity", "int", "float", "str"],
+    [D("NaN"), D("-Infinity"), D("Infinity"), 3, 2.5, "5"],
+    ids=["nan", "negative-infinity", "infinity", "int", "float", "str"],
 )
 def test_compute_rejects_bad_quantities(quantity: object) -> None:
     with pytest.raises(InvalidInput) as raised:
@@ -257,7 +343,7 @@ def test_compute_rejects_bad_quantities(quantity: object) -> None:
 
 
 def test_compute_refuses_to_round_silently() -> None:
-    huge = D("1" * 70 + "." + "1" * 29)  # 99 significant digits: the product needs more than the 100-digit context
+    huge = D("1" * 170 + "." + "1" * 29)  # 199 significant digits: the product needs more than the 200-digit context
 
     with pytest.raises(InvalidInput) as raised:
         compute_charge(flat("0.123456789"), huge)

@@ -129,6 +129,39 @@ async def test_large_values_with_many_decimals_keep_every_digit(api: Api) -> Non
     assert quantities["AVERAGE"] == "6172839450617.061729"
 
 
+async def test_sums_past_what_decimal128_holds_are_exact(api: Api) -> None:
+    # given two events of 9.9e25 (each one fits Decimal(38, 12); their sum does not)
+    world = await _world(api)
+    customer_id = world["customer"]["id"]
+    await _ingest_exact(api, [_request(customer_id, f"huge-{i}", amount=Decimal("9.9e25")) for i in range(2)])
+
+    # then SUM is exactly 1.98e26 (a Decimal128 sum wrapped around to -1.42e26), and AVERAGE and MAX are 9.9e25
+    quantities = await _quantities(api, world)
+    assert quantities["SUM"] == "198000000000000000000000000"
+    assert quantities["AVERAGE"] == quantities["MAX"] == "99000000000000000000000000"
+
+
+async def test_a_sum_of_many_large_values_keeps_every_digit(api: Api) -> None:
+    # given 1000 events of the largest value the store reads, and one of its finest fraction
+    world = await _world(api)
+    customer_id = world["customer"]["id"]
+    largest = Decimal("99999999999999999999999999.999999999999")
+    await _ingest_exact(api, [_request(customer_id, f"max-{i}", amount=largest) for i in range(1000)])
+    await _ingest_exact(api, [_request(customer_id, "finest", amount=Decimal("0.000000000001"))])
+
+    # then SUM holds all 41 digits, and so does the line's amount (priced at 1 per unit): nothing was rounded
+    exact = "99999999999999999999999999999.999999999001"
+    quantities = await _quantities(api, world)
+    assert quantities["SUM"] == exact
+    draft = await api.generate(world["subscription"]["id"])
+    (line,) = [li for li in draft["lineItems"] if world["metrics"][li["metric"]["id"]] == "SUM"]
+    assert line["amount"] == exact
+    # and AVERAGE keeps at least the store's 12 decimal places past its 26 integer digits
+    average = Decimal(quantities["AVERAGE"])
+    assert -int(average.as_tuple().exponent) >= 12
+    assert abs(average * 1001 - Decimal(exact)) < Decimal("1e-9")
+
+
 async def test_amounts_sent_as_strings_are_not_numbers(api: Api) -> None:
     # given only string amounts ("2.5" is text, not a JSON number)
     world = await _world(api)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -308,3 +309,58 @@ async def test_the_mutation_needs_a_valid_key(api: Api) -> None:
     response = await api.with_key("mk_test_not-a-key").raw(INGEST, {"events": []})
     assert response.status_code == 401
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+# --- numeric properties the event store cannot hold exactly --------------------------------------------------------
+
+
+async def _ingest_numbers(api: Api, customer_id: str, numbers: list[str], prefix: str) -> dict[str, Any]:
+    """ingestEvents with each number written into the body as a raw JSON number (the property "tokens")."""
+    events = ",".join(
+        f'{{"eventName":"api_call","customerId":"{customer_id}","idempotencyKey":"{prefix}-{i}",'
+        f'"properties":{{"tokens":{number},"note":"1e400"}}}}'
+        for i, number in enumerate(numbers)
+    )
+    body = f'{{"query":{json.dumps(INGEST)},"variables":{{"events":[{events}]}}}}'
+    response = await api.http.post(
+        "/graphql", content=body, headers={"Authorization": f"Bearer {api.key}", "Content-Type": "application/json"}
+    )
+    return response.json()  # type: ignore[no-any-return]
+
+
+UNSTORABLE = ["100000000000000000000000000", "-1e26", "1e27", "1e400", "1e-13", "1.0000000000001", "NaN"]
+
+
+@pytest.mark.parametrize("number", UNSTORABLE)
+async def test_a_number_the_store_cannot_hold_exactly_rejects_the_batch(api: Api, number: str) -> None:
+    # given a batch whose fourth event holds a number past 10^26 or with more than 12 decimal places
+    world = await api.billable()
+    customer_id = world["customer"]["id"]
+
+    # when it is sent
+    answer = await _ingest_numbers(api, customer_id, ["1", "2.5", "3", number], "unstorable")
+
+    # then it is rejected naming that property, and nothing of the batch was stored or claimed
+    (error,) = answer["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "events.3.properties.tokens"}
+    assert "12 decimal places" in error["message"] and "10^26" in error["message"]
+    assert await _quantity(api, world["subscription"]["id"]) == "0"
+    accepted = await _ingest_numbers(api, customer_id, ["1", "2.5", "3"], "unstorable")
+    assert accepted["data"]["ingestEvents"]["ingested"] == ["unstorable-0", "unstorable-1", "unstorable-2"]
+
+
+async def test_numbers_at_the_limits_of_the_store_are_accepted(api: Api) -> None:
+    # given the largest magnitudes and the finest fractions Decimal(38, 12) holds (trailing zeros are no digits)
+    world = await api.billable()
+    limits = [
+        "99999999999999999999999999.999999999999",
+        "-99999999999999999999999999.999999999999",
+        "1E+25",
+        "0.000000000001",
+        "1.50000000000000000000",
+        "-0",
+    ]
+
+    # when they are sent, then every event is ingested
+    answer = await _ingest_numbers(api, world["customer"]["id"], limits, "limits")
+    assert len(answer["data"]["ingestEvents"]["ingested"]) == len(limits)

@@ -272,6 +272,58 @@ def test_error_fields_are_spelled_in_snake_case() -> None:
     assert snake_field("events.3.customerId") == "events.3.customer_id"
     assert snake_field("events.0.idempotencyKey") == "events.0.idempotency_key"
     assert snake_field("events") == "events"
+    assert snake_field("events.3.properties.totalTokens") == "events.3.properties.totalTokens"  # the client's name
+
+
+@pytest.mark.parametrize(
+    "number",
+    # orjson floats (1e26, -1e26, 1e-13, 1.5e-12), an int and Decimals from the exact path (27 digits, 1e400, 13 places)
+    ["1e26", "-1e26", "1e-13", "1.5e-12", "100000000000000000000000000", "1e400", "0.0000000000001"],
+)
+async def test_a_number_the_store_cannot_hold_exactly_rejects_the_batch(api: Api, rest: Rest, number: str) -> None:
+    # given a batch whose third event holds a number past 10^26 or with more than 12 decimal places
+    world = await api.billable()
+    batch = _events(world["customer"]["id"], 4, prefix="unstorable", properties={"totalTokens": 7})
+    body = json.dumps({"events": batch}).encode()
+    marker = json.dumps(batch[2]).encode().replace(b'"totalTokens": 7', b'"totalTokens": ' + number.encode())
+    body = body.replace(json.dumps(batch[2]).encode(), marker)
+
+    # when it is posted, then it is a 400 naming the property as sent, and nothing is stored or claimed
+    response = await rest.post_raw(body, **{"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("BAD_USER_INPUT", "events.2.properties.totalTokens")
+    assert "12 decimal places" in error["message"]
+    assert await _quantity(api, world["subscription"]["id"]) == "0"
+    assert len((await rest.ingest(batch))["ingested"]) == 4
+
+
+async def test_numbers_at_the_limits_of_the_store_sum_exactly(api: Api, rest: Rest) -> None:
+    # given a SUM metric over "units"
+    customer = await api.customer()
+    metric = await api.metric(name="Units", eventName="units_used", aggregation="SUM", aggregationProperty="units")
+    plan = await api.plan(metric["id"], prices=[{"metricId": metric["id"], "model": "FLAT_UNIT", "unitPrice": "1"}])
+    subscription = await api.subscription(customer["id"], plan["id"])
+
+    # when the largest and the finest numbers Decimal(38, 12) holds are posted (floats and exact Decimals alike)
+    numbers = [
+        "99999999999999999999999999.999999999999",
+        "99999999999999999999999999",
+        "9.9e25",
+        "1e-12",
+        "1e-12",
+        "0.5",
+    ]
+    events = ",".join(
+        f'{{"event_name":"units_used","customer_id":"{customer["id"]}","idempotency_key":"limit-{i}",'
+        f'"properties":{{"units":{number}}}}}'
+        for i, number in enumerate(numbers)
+    )
+    response = await rest.post_raw(f'{{"events":[{events}]}}'.encode(), **{"content-type": "application/json"})
+    assert response.status_code == 202, response.text
+
+    # then the period's quantity is their exact sum, past what Decimal128 could hold
+    assert await _quantity(api, subscription["id"]) == "298999999999999999999999999.500000000001"
 
 
 # --- validation ----------------------------------------------------------------------------------------------------
