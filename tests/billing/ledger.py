@@ -62,7 +62,7 @@ class Event:
 
 
 @dataclass
-class Phase:
+class PlanPhase:
     plan: PlanTerms
     start: datetime
     end: datetime | None = None
@@ -73,7 +73,7 @@ class SubscriptionModel:
     id: str
     customer: str
     start: datetime
-    phases: list[Phase]
+    phases: list[PlanPhase]
     pauses: list[list[datetime | None]] = field(default_factory=list)  # [paused_at, resumed_at or None]
     end: datetime | None = None
     pending_plan: tuple[PlanTerms, datetime] | None = None  # (plan, the period end it takes effect at)
@@ -99,7 +99,7 @@ class SubscriptionModel:
 
     def change_plan(self, plan: PlanTerms, at: datetime) -> None:
         self.phases[-1].end = at
-        self.phases.append(Phase(plan, at))
+        self.phases.append(PlanPhase(plan, at))
         self.pending_plan = None
 
     def cancel(self, at: datetime) -> None:

@@ -24,7 +24,7 @@ from billing.ledger import (
     BACKDATE_WINDOW,
     GRACE,
     Event,
-    Phase,
+    PlanPhase,
     PlanTerms,
     SubscriptionModel,
     check_conservation,
@@ -35,7 +35,7 @@ from billing.ledger import (
     refused,
     run_worker,
 )
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -55,6 +55,7 @@ from tests_support import new_tenant
 T = TypeVar("T")
 EXAMPLES = int(os.environ.get("KOBO_CONSERVATION_EXAMPLES", "10"))
 STEPS = int(os.environ.get("KOBO_CONSERVATION_STEPS", "20"))
+LONG = "KOBO_CONSERVATION_EXAMPLES" in os.environ
 START = datetime(2024, 5, 1, tzinfo=UTC)
 
 SUBSCRIPTION_FIELDS = "{ id status startDate currentPeriodStart currentPeriodEnd plan { id } }"
@@ -189,7 +190,7 @@ def machine(env: Env) -> type[RuleBasedStateMachine]:
                 return
             created = self.call(query, variables)["createSubscription"]
             assert parse_time(created["startDate"]) == start
-            self.subs.append(SubscriptionModel(created["id"], customer_id, start, [Phase(terms, start)]))
+            self.subs.append(SubscriptionModel(created["id"], customer_id, start, [PlanPhase(terms, start)]))
 
         @rule(customer=st.integers(0, 1), days=st.integers(1, 3000), chance=st.integers(0, 9))
         def subscribe_before_the_backdate_window(self, customer: int, days: int, chance: int) -> None:
@@ -211,7 +212,7 @@ def machine(env: Env) -> type[RuleBasedStateMachine]:
                 return
             # accepted: model it (the teardown ends it), and report the refusal that did not happen
             self.subs.append(
-                SubscriptionModel(created["id"], self.customers[customer], start, [Phase(self.plans[0], start)])
+                SubscriptionModel(created["id"], self.customers[customer], start, [PlanPhase(self.plans[0], start)])
             )
             raise AssertionError(f"a startDate {days} days before the backdate window ({iso(start)}) was accepted")
 
@@ -379,7 +380,11 @@ def machine(env: Env) -> type[RuleBasedStateMachine]:
         stateful_step_count=STEPS,
         deadline=None,
         database=None,
-        derandomize=EXAMPLES <= 10,
+        # The short run is the same every time (CI), stops at its first failure and shrinks only that one; a long run
+        # explores afresh and reports every distinct failure it finds.
+        derandomize=not LONG,
+        report_multiple_bugs=LONG,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
         suppress_health_check=list(HealthCheck),
     )
     return Ledger

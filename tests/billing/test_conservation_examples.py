@@ -17,7 +17,7 @@ from billing.ledger import (
     LINE_EVENTS,
     LIVE_INVOICE,
     Event,
-    Phase,
+    PlanPhase,
     PlanTerms,
     SubscriptionModel,
     billed,
@@ -58,7 +58,7 @@ class Ledger:
     async def subscribe(self, start: datetime) -> str:
         data = {"customerId": self.customer, "planId": self.plan.id, "startDate": iso(start)}
         created = (await self.api.call(CREATE, {"input": data}))["createSubscription"]
-        self.model = SubscriptionModel(created["id"], self.customer, start, [Phase(self.plan, start)])
+        self.model = SubscriptionModel(created["id"], self.customer, start, [PlanPhase(self.plan, start)])
         return str(created["id"])
 
     @property
