@@ -167,7 +167,7 @@ def owed(subscription: SubscriptionModel, events: Iterable[Event], period_end: d
                 break
     fee = sum(
         (
-            Fraction(plan.base_fee) * Fraction(int((b - a).total_seconds() * 1_000_000), 86_400_000_000)
+            Fraction(plan.base_fee) * Fraction((b - a) // timedelta(microseconds=1), DAY // timedelta(microseconds=1))
             for plan, a, b in pieces
         ),
         Fraction(0),
