@@ -24,12 +24,17 @@ from app.subscriptions.service import SubscriptionStatus, get_subscription, ille
 async def close_periods(ctx: ServiceContext, subscriptions: Sequence[Subscription]) -> None:
     """Finalize each subscription's current period (one grouped computation for all) and move it on."""
     await close_period(ctx, subscriptions)
+    ended = []
     for subscription in subscriptions:
         await roll_over(ctx, subscription)
+        if subscription.status == SubscriptionStatus.CANCELED:
+            ended.append(subscription)
         # Closing the period is the success that ends a run of failures, whatever the next period brings.
         subscription.billing_failures = 0
         subscription.billing_retry_at = None
         subscription.billing_error = None
+    # An ending is final: what its periods still owe (usage after an early finalization) is invoiced now.
+    await issue_adjustments(ctx, ended)
 
 
 async def roll_over(ctx: ServiceContext, subscription: Subscription) -> None:

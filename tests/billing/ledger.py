@@ -23,7 +23,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from app.invoices.worker import run_once
+from app.billing.worker import run_once
 from factories import Api, GraphQLError
 
 run_worker = run_once  # the one place the tests of this folder name the period-end worker

@@ -116,8 +116,9 @@ def _base_fee(lines: list[dict[str, Any]]) -> Decimal:
 async def test_a_backdated_start_bills_every_period_since_then_each_on_its_own_invoice(
     api: Api, runtime: Runtime, clock: SettableClock
 ) -> None:
-    # given a subscription to plan A created now with a start 3 days ago, and 2 calls on each of those days
-    clock.set(START + timedelta(days=3))
+    # given a subscription to plan A created now with a start 3 days ago, and 2 calls on each of those days (now is
+    # past the third day's grace window of an hour, so that day is due too)
+    clock.set(START + timedelta(days=3, hours=2))
     ledger = Ledger(api, clock)
     await ledger.open()
     await ledger.subscribe(START)
