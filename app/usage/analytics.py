@@ -133,7 +133,10 @@ async def events_page(
     received: Sequence[tuple[datetime | None, datetime | None]] | None = None,
 ) -> tuple[list[RawEvent], bool]:
     """The events of ``metric`` for one customer inside ``intervals`` (and, when given, received in one of the
-    ``(after, before]`` ranges; ``None`` is open), oldest first, keyset-paginated."""
+    ``(after, before]`` ranges; ``None`` is open), oldest first, keyset-paginated.
+
+    With closed ranges, an event voided after the last of them still shows: it was counted then, and its void is
+    billed as a difference on a later invoice."""
     if not intervals or received is not None and not received:
         return [], False
     ranges = " OR ".join(
@@ -152,13 +155,21 @@ async def events_page(
                 f"(received_at > {{ra{i}:DateTime64(6, 'UTC')}} AND received_at <= {{rb{i}:DateTime64(6, 'UTC')}})"
             )
         ranges = f"{ranges}) AND ({' OR '.join(receipts)}"
+    scoped = _SCOPE
+    if received is not None and all(high is not None for _, high in received):
+        bounds["voided_by"] = max(high for _, high in received if high is not None)
+        scoped = (
+            "org_id = {org:UUID} AND mode = {mode:String} AND idempotency_key NOT IN (SELECT idempotency_key FROM"
+            " voided_events WHERE org_id = {org:UUID} AND mode = {mode:String}"
+            " AND voided_at <= {voided_by:DateTime64(6, 'UTC')})"
+        )
     cursor = ""
     if after is not None:
         cursor = " AND (timestamp, idempotency_key) > ({after_at:DateTime64(6, 'UTC')}, {after_key:String})"
         bounds |= {"after_at": after[0], "after_key": after[1]}
     sql = (
         "SELECT idempotency_key, event_name, timestamp, properties, received_at FROM events FINAL"
-        f" WHERE {_SCOPE} AND event_name = {{event:String}} AND customer_id = {{customer:UUID}} AND ({ranges})"
+        f" WHERE {scoped} AND event_name = {{event:String}} AND customer_id = {{customer:UUID}} AND ({ranges})"
         f"{filter_sql(metric.filters)[0]}{cursor}"
         " ORDER BY timestamp, idempotency_key LIMIT {limit:UInt32}"
     )

@@ -35,6 +35,7 @@ from factories import FINALIZE, GENERATE, MARK_PAID, VOID, Api, GraphQLError
 
 START = datetime(2024, 5, 1, 6, tzinfo=UTC)
 CANCEL = "mutation($id: ID!, $end: Boolean) { cancelSubscription(id: $id, atPeriodEnd: $end) { id currentPeriodEnd } }"
+VOID_EVENTS = "mutation($input: VoidEventsInput!) { voidEvents(input: $input) { voidedCount } }"
 CREATE = "mutation($input: CreateSubscriptionInput!) { createSubscription(input: $input) { id startDate } }"
 
 
@@ -232,6 +233,33 @@ async def test_a_finalized_line_lists_exactly_the_events_it_counted(
     lines = (await api.call(LINE_EVENTS, {"id": draft["id"]}))["invoice"]["lineItems"]
     listed = [[e["idempotencyKey"] for e in line["events"]["events"]] for line in lines if line["events"]["events"]]
     assert [sorted(keys) for keys in listed] == [sorted(counted)]
+    await ledger.conserved()
+
+
+async def test_an_event_voided_after_finalization_stays_listed_and_is_credited_next(
+    api: Api, runtime: Runtime, clock: SettableClock
+) -> None:
+    # given today's invoice finalized with 6 calls
+    clock.set(START)
+    ledger = Ledger(api, clock)
+    await ledger.open()
+    subscription_id = await ledger.subscribe(START)
+    clock.set(START + timedelta(hours=2))
+    counted = await ledger.ingest(6, START + timedelta(hours=1))
+    draft = (await api.call(GENERATE, {"id": subscription_id}))["generateInvoice"]
+    await api.call(FINALIZE, {"id": draft["id"]})
+
+    # when one of those calls is voided afterwards
+    clock.set(START + timedelta(hours=3))
+    await api.call(VOID_EVENTS, {"input": {"idempotencyKeys": [counted[0]], "reason": "duplicate"}})
+    ledger.events[counted[0]].voided_at = clock.now()
+
+    # then the finalized line still lists the 6 calls it counted, and the void is credited as a difference
+    lines = (await api.call(LINE_EVENTS, {"id": draft["id"]}))["invoice"]["lineItems"]
+    listed = [[e["idempotencyKey"] for e in line["events"]["events"]] for line in lines if line["events"]["events"]]
+    assert [sorted(keys) for keys in listed] == [sorted(counted)]
+    upcoming = (await ledger.read())["upcomingInvoice"]
+    assert _usage(upcoming["lineItems"]) == (-1, -2), upcoming
     await ledger.conserved()
 
 
