@@ -11,6 +11,7 @@ from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxToke
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from app.billing.schema import BillingMutation
 from app.customers.schema import CustomerMutation, CustomerQuery
 from app.graphql import coerced
 from app.graphql.errors import ApiErrors, CloseSession
@@ -47,6 +48,7 @@ Mutation = merge_types(
         SubscriptionMutation,
         UsageMutation,
         InvoiceMutation,
+        BillingMutation,
     ),
 )
 

@@ -5,7 +5,6 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from app.billing import invoicing
 from app.graphql.context import mutation, reader
 from app.invoices import service
 from app.invoices.types import InvoiceType
@@ -20,21 +19,6 @@ class InvoiceQuery:
 
 @strawberry.type
 class InvoiceMutation:
-    @strawberry.mutation(
-        description="The draft for the subscription's current period: created, or recomputed if one exists."
-        " CONFLICT if the period's invoice is already finalized or paid; after a VOID a new draft is made."
-    )
-    async def generate_invoice(self, info: Info[Any, Any], subscription_id: strawberry.ID) -> InvoiceType:
-        async with mutation(info) as ctx:
-            invoice = await invoicing.generate_invoice(ctx, subscription_id)
-        return InvoiceType.from_model(invoice)
-
-    @strawberry.mutation(description="Freeze a DRAFT: recompute it once more, assign its number, lock every amount.")
-    async def finalize_invoice(self, info: Info[Any, Any], id: strawberry.ID) -> InvoiceType:
-        async with mutation(info) as ctx:
-            invoice = await invoicing.finalize_invoice(ctx, id)
-        return InvoiceType.from_model(invoice)
-
     @strawberry.mutation(description="Record payment of a FINALIZED invoice.")
     async def mark_invoice_paid(self, info: Info[Any, Any], id: strawberry.ID) -> InvoiceType:
         async with mutation(info) as ctx:

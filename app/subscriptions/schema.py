@@ -5,7 +5,6 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from app.billing import cycle
 from app.graphql.context import mutation, reader
 from app.subscriptions import service
 from app.subscriptions.types import CreateSubscriptionInput, SubscriptionType
@@ -53,18 +52,4 @@ class SubscriptionMutation:
     ) -> SubscriptionType:
         async with mutation(info) as ctx:
             subscription = await service.change_plan(ctx, id, plan_id, at_period_end=bool(at_period_end))
-        return SubscriptionType.from_model(subscription)
-
-    @strawberry.mutation(
-        description="Cancel now (the partial period gets its final invoice at once), or at the end of the current"
-        " period with atPeriodEnd: true."
-    )
-    async def cancel_subscription(
-        self, info: Info[Any, Any], id: strawberry.ID, at_period_end: bool | None = False
-    ) -> SubscriptionType:
-        async with mutation(info) as ctx:
-            if at_period_end:
-                subscription = await service.schedule_cancel(ctx, id)
-            else:
-                subscription = await cycle.cancel_now(ctx, id)
         return SubscriptionType.from_model(subscription)
