@@ -10,6 +10,7 @@ grace window. This module sits above ``subscriptions`` and ``invoices``; neither
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from app.billing.invoicing import close_period, issue_adjustments, open_invoice
 from app.invoices.models import InvoiceStatus
@@ -41,12 +42,7 @@ async def roll_over(ctx: ServiceContext, subscription: Subscription) -> None:
     """Move to the next period, or end here if a cancellation at period end was asked for."""
     end = subscription.current_period_end
     if subscription.cancel_at_period_end:
-        subscription.status = SubscriptionStatus.CANCELED.value
-        subscription.canceled_at = end
-        subscription.cancel_at_period_end = False
-        subscription.late_checked_at = ctx.clock.now()
-        await PhaseRepository(ctx.db, ctx.scope).close_open(subscription.id, end)
-        await PauseRepository(ctx.db, ctx.scope).close_open(subscription.id, end)
+        await _end(ctx, subscription, end)
         record(ctx, "subscription.canceled", subscription.id, {"status": subscription.status, "at": end.isoformat()})
         return
     if subscription.pending_plan_id is not None:
@@ -57,6 +53,17 @@ async def roll_over(ctx: ServiceContext, subscription: Subscription) -> None:
     if subscription.status == SubscriptionStatus.TRIALING and (subscription.trial_ends_at or end) <= following.start:
         subscription.status = SubscriptionStatus.ACTIVE.value
         record(ctx, "subscription.trial_ended", subscription.id, {"status": SubscriptionStatus.ACTIVE.value})
+
+
+async def _end(ctx: ServiceContext, subscription: Subscription, at: datetime) -> None:
+    """CANCELED from ``at``: its plan phase and any pause end there; the first late-usage check is a grace window
+    away."""
+    subscription.status = SubscriptionStatus.CANCELED.value
+    subscription.canceled_at = at
+    subscription.cancel_at_period_end = False
+    subscription.late_checked_at = ctx.clock.now()
+    await PhaseRepository(ctx.db, ctx.scope).close_open(subscription.id, at)
+    await PauseRepository(ctx.db, ctx.scope).close_open(subscription.id, at)
 
 
 async def cancel_now(ctx: ServiceContext, subscription_id: str) -> Subscription:
@@ -73,12 +80,7 @@ async def cancel_now(ctx: ServiceContext, subscription_id: str) -> Subscription:
         await close_periods(ctx, [subscription])
     if subscription.status == SubscriptionStatus.CANCELED:  # a cancellation at period end took effect meanwhile
         return subscription
-    subscription.status = SubscriptionStatus.CANCELED.value
-    subscription.canceled_at = now
-    subscription.cancel_at_period_end = False
-    subscription.late_checked_at = ctx.clock.now()
-    await PhaseRepository(ctx.db, ctx.scope).close_open(subscription.id, now)
-    await PauseRepository(ctx.db, ctx.scope).close_open(subscription.id, now)
+    await _end(ctx, subscription, now)
     current = (await open_invoice(ctx, subscription, now)).invoice
     if current.status == InvoiceStatus.DRAFT:
         await close_period(ctx, [subscription], {subscription.id: now})

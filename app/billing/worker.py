@@ -30,6 +30,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
@@ -67,26 +68,36 @@ def retry_delay(failures: int) -> timedelta:
     return timedelta(seconds=min(RETRY_FIRST_SECONDS * 2**doublings, RETRY_MAX_SECONDS))
 
 
-def _due(now: datetime, limit: int) -> object:
-    """Subscriptions whose period (plus grace) has ended, oldest first, skipping failed ones until their retry time.
+_GRACE = func.coalesce(OrganizationSettings.grace_period_seconds, literal(DEFAULT_GRACE_SECONDS))
 
-    The retry condition compares the row's own column with a parameter (``IS NULL OR <= now``, no function around
-    the column), so it filters rows the period condition found without changing how the planner finds them."""
-    grace = func.coalesce(OrganizationSettings.grace_period_seconds, literal(DEFAULT_GRACE_SECONDS))
+
+def _claim(now: datetime, limit: int, order: Any, *conditions: Any) -> object:
+    """Subscriptions meeting ``conditions`` (which may use the organization's settings), locked for this worker and
+    skipped by others, and not before a failed one's retry time."""
     return (
         select(Subscription)
         .outerjoin(
             OrganizationSettings,
             (OrganizationSettings.org_id == Subscription.org_id) & (OrganizationSettings.mode == Subscription.mode),
         )
-        .where(
-            Subscription.status.in_([status.value for status in LIVE]),
-            Subscription.current_period_end + func.make_interval(0, 0, 0, 0, 0, 0, grace) <= now,
-            or_(Subscription.billing_retry_at.is_(None), Subscription.billing_retry_at <= now),
-        )
-        .order_by(Subscription.current_period_end)
+        .where(*conditions, or_(Subscription.billing_retry_at.is_(None), Subscription.billing_retry_at <= now))
+        .order_by(order)
         .limit(limit)
         .with_for_update(of=Subscription, skip_locked=True)
+    )
+
+
+def _due(now: datetime, limit: int) -> object:
+    """Subscriptions whose period (plus grace) has ended, oldest first, skipping failed ones until their retry time.
+
+    The retry condition compares the row's own column with a parameter (``IS NULL OR <= now``, no function around
+    the column), so it filters rows the period condition found without changing how the planner finds them."""
+    return _claim(
+        now,
+        limit,
+        Subscription.current_period_end,
+        Subscription.status.in_([status.value for status in LIVE]),
+        Subscription.current_period_end + func.make_interval(0, 0, 0, 0, 0, 0, _GRACE) <= now,
     )
 
 
@@ -238,25 +249,16 @@ async def _end_trials(runtime: Runtime) -> None:
 
 def _ended_due(now: datetime, limit: int) -> object:
     """Ended subscriptions still inside the late window whose last check is a grace window old."""
-    grace = func.coalesce(OrganizationSettings.grace_period_seconds, literal(DEFAULT_GRACE_SECONDS))
     window = func.coalesce(OrganizationSettings.backdate_window_days, literal(DEFAULT_BACKDATE_DAYS))
-    return (
-        select(Subscription)
-        .outerjoin(
-            OrganizationSettings,
-            (OrganizationSettings.org_id == Subscription.org_id) & (OrganizationSettings.mode == Subscription.mode),
-        )
-        .where(
-            Subscription.status == SubscriptionStatus.CANCELED.value,
-            Subscription.canceled_at + func.make_interval(0, 0, 0, window + LATE_MARGIN_DAYS) > now,
-            func.coalesce(Subscription.late_checked_at, Subscription.canceled_at)
-            + func.make_interval(0, 0, 0, 0, 0, 0, grace)
-            <= now,
-            or_(Subscription.billing_retry_at.is_(None), Subscription.billing_retry_at <= now),
-        )
-        .order_by(Subscription.late_checked_at.nulls_first())
-        .limit(limit)
-        .with_for_update(of=Subscription, skip_locked=True)
+    return _claim(
+        now,
+        limit,
+        Subscription.late_checked_at.nulls_first(),
+        Subscription.status == SubscriptionStatus.CANCELED.value,
+        Subscription.canceled_at + func.make_interval(0, 0, 0, window + LATE_MARGIN_DAYS) > now,
+        func.coalesce(Subscription.late_checked_at, Subscription.canceled_at)
+        + func.make_interval(0, 0, 0, 0, 0, 0, _GRACE)
+        <= now,
     )
 
 
