@@ -55,24 +55,30 @@ async def _create_key(settings: Settings, org: str, mode: str, scopes: list[str]
 
 
 async def _worker(settings: Settings, once: bool) -> int:
-    """The period-end worker alone (for a deployment that runs it apart from the API)."""
+    """The period-end worker and webhook delivery alone (for a deployment that runs them apart from the API)."""
     import signal
 
     from app.billing.worker import run_forever, run_once
     from app.runtime import open_runtime
+    from app.webhooks.delivery import deliver_once
+    from app.webhooks.delivery import run_forever as deliver_forever
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runtime = await open_runtime(settings)
     try:
         if once:
             print(f"kobo worker: closed {await run_once(runtime)} billing period(s)")
+            print(f"kobo worker: made {await deliver_once(runtime)} webhook delivery attempt(s)")
             return 0
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         print(f"kobo worker: closing due periods every {settings.worker_interval_seconds:.0f} s", flush=True)
-        await run_forever(runtime, settings.worker_interval_seconds, stop)
+        await asyncio.gather(
+            run_forever(runtime, settings.worker_interval_seconds, stop),
+            deliver_forever(runtime, settings.webhook_interval_seconds, stop),
+        )
         return 0
     finally:
         await runtime.close()
@@ -96,8 +102,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     commands.add_parser("migrate", help="apply PostgreSQL and ClickHouse migrations and exit")
-    worker = commands.add_parser("worker", help="run the period-end worker (also runs inside `kobo serve`)")
-    worker.add_argument("--once", action="store_true", help="close every due period once, then exit")
+    worker = commands.add_parser(
+        "worker", help="run the period-end worker and webhook delivery (both also run inside `kobo serve`)"
+    )
+    worker.add_argument(
+        "--once", action="store_true", help="close every due period and send due webhooks once, then exit"
+    )
     schema = commands.add_parser("schema", help="write the GraphQL schema (SDL) generated from the code")
     schema.add_argument("--output", default="-", help="a file path, or - for stdout (default)")
     keys = commands.add_parser("keys", help="API keys")

@@ -20,6 +20,8 @@ class Settings:
     log_level: str = "info"
     worker_in_serve: bool = True
     worker_interval_seconds: float = 30.0
+    # Webhooks are awaited by someone: a pass every few seconds, apart from the billing worker's interval.
+    webhook_interval_seconds: float = 5.0
 
     @property
     def embedded_postgres_dir(self) -> Path:
@@ -40,4 +42,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         log_level=env.get("KOBO_LOG_LEVEL", "info"),
         worker_in_serve=env.get("KOBO_WORKER", "1").lower() not in {"0", "false", "no", "off"},
         worker_interval_seconds=float(env.get("KOBO_WORKER_INTERVAL", "30")),
+        webhook_interval_seconds=float(env.get("KOBO_WEBHOOK_INTERVAL", "5")),
     )

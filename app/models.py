@@ -9,6 +9,7 @@ from app.outbox.models import OutboxEvent
 from app.plans.models import Plan, Price, PriceOverride
 from app.subscriptions.models import Subscription, SubscriptionPause, SubscriptionPhase
 from app.usage.models import ClaimBatch, EventClaim, EventVoid, EventVoidKey
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -31,4 +32,7 @@ __all__ = [
     "Subscription",
     "SubscriptionPause",
     "SubscriptionPhase",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -16,6 +16,7 @@ from app.plans.overrides import PriceOverrideRepository
 from app.plans.repository import PlanRepository, PriceRepository
 from app.subscriptions.repository import PauseRepository, PhaseRepository, SubscriptionRepository
 from app.tenancy import Scope
+from app.webhooks.repository import AttemptRepository, EndpointRepository
 
 V = TypeVar("V")
 
@@ -52,4 +53,8 @@ class Loaders:
         )
         self.line_items_by_invoice_id: DataLoader[uuid.UUID, Any] = _loader(
             LineItemRepository(db, scope).by_invoice_ids
+        )
+        self.webhook_endpoint_by_id: DataLoader[uuid.UUID, Any] = _loader(EndpointRepository(db, scope).get_many)
+        self.webhook_attempts_by_delivery_id: DataLoader[uuid.UUID, Any] = _loader(
+            AttemptRepository(db, scope).by_delivery_ids
         )

@@ -24,6 +24,7 @@ from app.outbox.schema import OutboxQuery
 from app.plans.schema import PlanMutation, PlanQuery
 from app.subscriptions.schema import SubscriptionMutation, SubscriptionQuery
 from app.usage.schema import UsageMutation, UsageQuery
+from app.webhooks.schema import WebhookMutation, WebhookQuery
 
 Query = merge_types(
     "Query",
@@ -36,6 +37,7 @@ Query = merge_types(
         InvoiceQuery,
         UsageQuery,
         OutboxQuery,
+        WebhookQuery,
     ),
 )
 Mutation = merge_types(
@@ -49,6 +51,7 @@ Mutation = merge_types(
         UsageMutation,
         InvoiceMutation,
         BillingMutation,
+        WebhookMutation,
     ),
 )
 
