@@ -15,7 +15,9 @@ class OutboxEventType:
     object_id: strawberry.ID = strawberry.field(description="The subscription or invoice it is about.")
     payload: JSON
     created_at: datetime
-    delivered_at: datetime | None
+    delivered_at: datetime | None = strawberry.field(
+        description="When it was handed to webhook delivery (one delivery per endpoint wanting it); null until then."
+    )
 
     @classmethod
     def from_model(cls, row: OutboxEvent) -> OutboxEventType:
