@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -62,6 +64,29 @@ async def _drop_database(server_url: str, name: str) -> None:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await connection.close()
+
+
+def _stop_postmasters(root: Path) -> None:
+    """Fast-shut-down every embedded PostgreSQL whose data directory is under ``root``: servers that ``kobo``
+    processes started by tests left behind (a killed process cannot stop the server it shared)."""
+    for pid_file in root.rglob("postmaster.pid"):
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, signal.SIGINT)
+        except (OSError, ValueError, IndexError):
+            continue
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                break
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_server_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    yield
+    _stop_postmasters(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")
