@@ -53,6 +53,25 @@ class Api:
         assert response.status_code == 200, response.text
         return body["data"]  # type: ignore[no-any-return]
 
+    async def every(self, field: str, args: str = "", page_size: int = 2, **variables: Any) -> list[list[str]]:
+        """Walk the list query ``field`` page by page and return each page's node ids. ``args`` declares the filter
+        arguments used, e.g. "status: InvoiceStatus, customerId: ID", whose values come in ``variables``."""
+        declared = "".join(f", ${name}: {kind}" for name, kind in _kinds(args).items())
+        passed = "".join(f", {name}: ${name}" for name in _kinds(args))
+        query = (
+            f"query($first: Int, $after: String{declared}) {{ {field}(first: $first, after: $after{passed})"
+            " { nodes { id } pageInfo { hasNextPage endCursor } } }"
+        )
+        pages: list[list[str]] = []
+        after: str | None = None
+        while True:
+            result = (await self.call(query, {"first": page_size, "after": after, **variables}))[field]
+            pages.append([node["id"] for node in result["nodes"]])
+            if not result["pageInfo"]["hasNextPage"]:
+                return pages
+            after = result["pageInfo"]["endCursor"]
+            assert after is not None
+
     async def customer(self, **overrides: Any) -> dict[str, Any]:
         data = {"externalId": f"cus_{uuid.uuid4().hex[:8]}", "name": "Ada Obi", **overrides}
         result = await self.call(CREATE_CUSTOMER, {"input": data})
@@ -91,6 +110,12 @@ class Api:
         plan = await self.plan(metric["id"], **plan_overrides)
         subscription = await self.subscription(customer["id"], plan["id"])
         return {"customer": customer, "metric": metric, "plan": plan, "subscription": subscription}
+
+
+def _kinds(args: str) -> dict[str, str]:
+    """ "status: InvoiceStatus, customerId: ID" → {"status": "InvoiceStatus", "customerId": "ID"}."""
+    pairs = (part.split(":") for part in args.split(",") if part.strip())
+    return {name.strip(): kind.strip() for name, kind in pairs}
 
 
 def events(

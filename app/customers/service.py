@@ -11,6 +11,7 @@ from app.customers.repository import CustomerRepository
 from app.errors import Conflict
 from app.organizations.settings import validate_tax_rate
 from app.services import ServiceContext
+from app.tenancy import Page
 from app.validation import optional_email, optional_object, optional_text, required_text
 
 
@@ -48,3 +49,16 @@ async def create_customer(ctx: ServiceContext, data: NewCustomer) -> Customer:
 
 async def get_customer(ctx: ServiceContext, customer_id: str, *, field: str = "id") -> Customer:
     return await CustomerRepository(ctx.db, ctx.scope).require(customer_id, field=field)
+
+
+async def list_customers(
+    ctx: ServiceContext, first: int | None, after: str | None, search: str | None
+) -> Page[Customer]:
+    repo = CustomerRepository(ctx.db, ctx.scope)
+    text = (search or "").strip()
+    return await repo.page(first, after, *((repo.matching(text),) if text else ()))
+
+
+async def customer_by_external_id(ctx: ServiceContext, external_id: str) -> Customer | None:
+    """A lookup, not a reference: no such customer is an answer (null), not an error."""
+    return await CustomerRepository(ctx.db, ctx.scope).by_external_id(external_id)

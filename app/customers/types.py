@@ -11,6 +11,8 @@ from strawberry.types import Info
 
 from app.customers.models import Customer
 from app.customers.service import NewCustomer
+from app.graphql.pagination import PageInfo
+from app.tenancy import Page
 
 if TYPE_CHECKING:
     from app.plans.types import PriceOverrideType
@@ -77,3 +79,13 @@ class CreateCustomerInput:
 
     def to_domain(self) -> NewCustomer:
         return NewCustomer(self.external_id, self.name, self.email, self.phone, self.metadata, self.tax_rate)
+
+
+@strawberry.type(name="CustomerConnection", description="A page of customers, oldest first.")
+class CustomerConnection:
+    nodes: list[CustomerType] = strawberry.field(description="The customers on this page.")
+    page_info: PageInfo = strawberry.field(description="Whether more follow, and the cursor to ask for them.")
+
+    @classmethod
+    def of(cls, page: Page[Customer]) -> CustomerConnection:
+        return cls(nodes=[CustomerType.from_model(row) for row in page.rows], page_info=PageInfo.of(page))

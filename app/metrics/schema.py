@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
 from app.graphql.context import mutation, reader
+from app.graphql.pagination import AFTER, FIRST
 from app.metrics import service
-from app.metrics.types import CreateMetricInput, MetricType
+from app.metrics.types import CreateMetricInput, MetricConnection, MetricType
 
 
 @strawberry.type
@@ -15,6 +16,15 @@ class MetricQuery:
     @strawberry.field(description="One metric by id.")
     async def metric(self, info: Info[Any, Any], id: strawberry.ID) -> MetricType | None:
         return MetricType.from_model(await service.get_metric(reader(info), id))
+
+    @strawberry.field(description="Metrics, oldest first, a page at a time.")
+    async def metrics(
+        self,
+        info: Info[Any, Any],
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = 50,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+    ) -> MetricConnection:
+        return MetricConnection.of(await service.list_metrics(reader(info), first, after))
 
 
 @strawberry.type

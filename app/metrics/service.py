@@ -7,6 +7,7 @@ from app.metrics.filters import NewFilter, validate_filters
 from app.metrics.models import Aggregation, Metric
 from app.metrics.repository import MetricRepository
 from app.services import ServiceContext
+from app.tenancy import Page
 from app.validation import optional_text, required_text
 
 
@@ -43,3 +44,7 @@ async def create_metric(ctx: ServiceContext, data: NewMetric) -> Metric:
 
 async def get_metric(ctx: ServiceContext, metric_id: str, *, field: str = "id") -> Metric:
     return await MetricRepository(ctx.db, ctx.scope).require(metric_id, field=field)
+
+
+async def list_metrics(ctx: ServiceContext, first: int | None, after: str | None) -> Page[Metric]:
+    return await MetricRepository(ctx.db, ctx.scope).page(first, after)

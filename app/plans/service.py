@@ -15,7 +15,7 @@ from app.plans.repository import PlanRepository, PriceRepository
 from app.plans.terms import NewTerms
 from app.services import ServiceContext
 from app.subscriptions.periods import BillingPeriod
-from app.tenancy import parse_uuid
+from app.tenancy import Page, parse_uuid
 from app.validation import optional_text, required_text
 
 MAX_PRICES = 100
@@ -85,3 +85,7 @@ async def create_plan(ctx: ServiceContext, data: NewPlan) -> Plan:
 
 async def get_plan(ctx: ServiceContext, plan_id: str) -> Plan:
     return await PlanRepository(ctx.db, ctx.scope).require(plan_id, field="id")
+
+
+async def list_plans(ctx: ServiceContext, first: int | None, after: str | None) -> Page[Plan]:
+    return await PlanRepository(ctx.db, ctx.scope).page(first, after)

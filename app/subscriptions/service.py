@@ -22,6 +22,7 @@ from app.subscriptions.models import Subscription
 from app.subscriptions.periods import BillingPeriod, ensure_utc
 from app.subscriptions.repository import PauseRepository, PhaseRepository, SubscriptionRepository
 from app.subscriptions.timeline import BillingAnchor, PhaseSpan, Timeline
+from app.tenancy import Page, id_equals
 
 
 class SubscriptionStatus(str, enum.Enum):
@@ -217,3 +218,18 @@ async def switch_plan(ctx: ServiceContext, subscription: Subscription, plan_id: 
     subscription.plan_id = plan_id
     subscription.pending_plan_id = None
     record(ctx, "subscription.plan_changed", subscription.id, payload(subscription, previousPlanId=str(previous)))
+
+
+async def list_subscriptions(
+    ctx: ServiceContext,
+    first: int | None,
+    after: str | None,
+    status: SubscriptionStatus | None = None,
+    customer_id: str | None = None,
+) -> Page[Subscription]:
+    where = []
+    if status is not None:
+        where.append(Subscription.status == status.value)
+    if customer_id is not None:
+        where.append(id_equals(Subscription.customer_id, customer_id))
+    return await SubscriptionRepository(ctx.db, ctx.scope).page(first, after, *where)
