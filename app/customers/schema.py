@@ -6,7 +6,7 @@ import strawberry
 from strawberry.types import Info
 
 from app.customers import service
-from app.customers.types import CreateCustomerInput, CustomerConnection, CustomerType
+from app.customers.types import CreateCustomerInput, CustomerConnection, CustomerType, UpdateCustomerInput
 from app.graphql.context import mutation, reader
 from app.graphql.pagination import AFTER, FIRST
 
@@ -41,4 +41,14 @@ class CustomerMutation:
     async def create_customer(self, info: Info[Any, Any], input: CreateCustomerInput) -> CustomerType:
         async with mutation(info) as ctx:
             customer = await service.create_customer(ctx, input.to_domain())
+        return CustomerType.from_model(customer)
+
+    @strawberry.mutation(
+        description="Change a customer's name, email, phone, metadata or tax rate; omitted fields are kept."
+    )
+    async def update_customer(
+        self, info: Info[Any, Any], id: strawberry.ID, input: UpdateCustomerInput
+    ) -> CustomerType:
+        async with mutation(info) as ctx:
+            customer = await service.update_customer(ctx, id, input.to_domain())
         return CustomerType.from_model(customer)

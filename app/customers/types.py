@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
+from strawberry.types.unset import UNSET
 
 from app.customers.models import Customer
 from app.customers.service import NewCustomer
@@ -89,3 +90,30 @@ class CustomerConnection:
     @classmethod
     def of(cls, page: Page[Customer]) -> CustomerConnection:
         return cls(nodes=[CustomerType.from_model(row) for row in page.rows], page_info=PageInfo.of(page))
+
+
+@strawberry.input(
+    description="Changes to a customer. An omitted field is kept; null clears email, phone, metadata or taxRate"
+    " (name cannot be cleared). externalId cannot change."
+)
+class UpdateCustomerInput:
+    name: str | None = strawberry.field(default=UNSET, description="The new name; not empty.")
+    email: str | None = strawberry.field(default=UNSET, description="The new email address; null clears it.")
+    phone: str | None = strawberry.field(default=UNSET, description="The new phone number; null clears it.")
+    metadata: JSON | None = strawberry.field(
+        default=UNSET, description="A JSON object replacing the whole metadata; null clears it."
+    )
+    tax_rate: Decimal | None = strawberry.field(
+        default=UNSET, description="Percent, 0–100; null: the organization's rate applies again."
+    )
+
+    def to_domain(self) -> dict[str, Any]:
+        """Only the fields the request named: UNSET (omitted) and None (null) mean different things here."""
+        given = {
+            "name": self.name,
+            "email": self.email,
+            "phone": self.phone,
+            "metadata": self.metadata,
+            "tax_rate": self.tax_rate,
+        }
+        return {key: value for key, value in given.items() if value is not UNSET}
