@@ -23,3 +23,4 @@ class PageInfo:
 
 FIRST = "How many objects to return, 1–200 (default 50); anything else is BAD_USER_INPUT on `first`."
 AFTER = "The endCursor of the previous page; omit for the first page."
+ARCHIVED = "Omitted, null or false: live objects only. true: archived ones only."

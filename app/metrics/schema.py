@@ -6,7 +6,7 @@ import strawberry
 from strawberry.types import Info
 
 from app.graphql.context import mutation, reader
-from app.graphql.pagination import AFTER, FIRST
+from app.graphql.pagination import AFTER, ARCHIVED, FIRST
 from app.metrics import service
 from app.metrics.types import CreateMetricInput, MetricConnection, MetricType
 
@@ -23,8 +23,9 @@ class MetricQuery:
         info: Info[Any, Any],
         first: Annotated[int | None, strawberry.argument(description=FIRST)] = 50,
         after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        archived: Annotated[bool | None, strawberry.argument(description=ARCHIVED)] = None,
     ) -> MetricConnection:
-        return MetricConnection.of(await service.list_metrics(reader(info), first, after))
+        return MetricConnection.of(await service.list_metrics(reader(info), first, after, archived))
 
 
 @strawberry.type
@@ -33,4 +34,12 @@ class MetricMutation:
     async def create_metric(self, info: Info[Any, Any], input: CreateMetricInput) -> MetricType:
         async with mutation(info) as ctx:
             metric = await service.create_metric(ctx, input.to_domain())
+        return MetricType.from_model(metric)
+
+    @strawberry.mutation(
+        description="Archive a metric: no new prices on it; prices that use it keep billing. Again: no change."
+    )
+    async def archive_metric(self, info: Info[Any, Any], id: strawberry.ID) -> MetricType:
+        async with mutation(info) as ctx:
+            metric = await service.archive_metric(ctx, id)
         return MetricType.from_model(metric)

@@ -48,6 +48,9 @@ class MetricType:
     description: str | None
     filters: list[PropertyFilterType] = strawberry.field(description="All must match for an event to count.")
     created_at: datetime
+    archived_at: datetime | None = strawberry.field(
+        description="When archiveMetric was called; an archived metric gets no new prices, existing ones keep billing."
+    )
 
     @classmethod
     def from_model(cls, row: Metric) -> MetricType:
@@ -60,6 +63,7 @@ class MetricType:
             description=row.description,
             filters=PropertyFilterType.from_stored(row.filters),
             created_at=row.created_at,
+            archived_at=row.archived_at,
         )
 
 

@@ -6,7 +6,7 @@ import strawberry
 from strawberry.types import Info
 
 from app.graphql.context import mutation, reader
-from app.graphql.pagination import AFTER, FIRST
+from app.graphql.pagination import AFTER, ARCHIVED, FIRST
 from app.plans import overrides, service
 from app.plans.types import CreatePlanInput, CreatePriceOverrideInput, PlanConnection, PlanType, PriceOverrideType
 
@@ -23,8 +23,9 @@ class PlanQuery:
         info: Info[Any, Any],
         first: Annotated[int | None, strawberry.argument(description=FIRST)] = 50,
         after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        archived: Annotated[bool | None, strawberry.argument(description=ARCHIVED)] = None,
     ) -> PlanConnection:
-        return PlanConnection.of(await service.list_plans(reader(info), first, after))
+        return PlanConnection.of(await service.list_plans(reader(info), first, after, archived))
 
 
 @strawberry.type
@@ -42,3 +43,12 @@ class PlanMutation:
         async with mutation(info) as ctx:
             override = await overrides.create_price_override(ctx, input.to_domain())
         return PriceOverrideType.from_model(override)
+
+    @strawberry.mutation(
+        description="Archive a plan: no new subscriptions or plan changes onto it; its subscriptions keep billing."
+        " Again: no change."
+    )
+    async def archive_plan(self, info: Info[Any, Any], id: strawberry.ID) -> PlanType:
+        async with mutation(info) as ctx:
+            plan = await service.archive_plan(ctx, id)
+        return PlanType.from_model(plan)

@@ -109,6 +109,9 @@ class PlanType:
     trial_period_days: int
     base_fee: Decimal | None = strawberry.field(description="A fixed amount charged every period, if any.")
     created_at: datetime
+    archived_at: datetime | None = strawberry.field(
+        description="When archivePlan was called; an archived plan takes no new subscriptions, its own keep billing."
+    )
 
     @strawberry.field(description="The plan's prices, in the order they were given.")
     async def prices(self, info: Info[Any, Any]) -> list[PriceType]:
@@ -126,6 +129,7 @@ class PlanType:
             trial_period_days=row.trial_period_days,
             base_fee=row.base_fee,
             created_at=row.created_at,
+            archived_at=row.archived_at,
         )
 
 

@@ -17,6 +17,7 @@ from app.organizations.settings import get_settings
 from app.outbox.service import record
 from app.plans.models import Plan
 from app.plans.repository import PlanRepository, PriceRepository
+from app.plans.service import refuse_archived_plan
 from app.services import ServiceContext
 from app.subscriptions.models import Subscription
 from app.subscriptions.periods import BillingPeriod, ensure_utc
@@ -67,6 +68,7 @@ async def create_subscription(ctx: ServiceContext, data: NewSubscription) -> Sub
         data.customer_id, field="input.customerId", for_update=True
     )
     plan = await PlanRepository(ctx.db, ctx.scope).require(data.plan_id, field="input.planId")
+    refuse_archived_plan(plan, "input.planId")
     subscriptions = SubscriptionRepository(ctx.db, ctx.scope)
     if await _plan_metrics(ctx, plan) & await subscriptions.live_metric_ids(customer.id):
         raise _metric_conflict("input.planId")
@@ -183,6 +185,7 @@ async def change_plan(ctx: ServiceContext, subscription_id: str, plan_id: str, *
     if subscription.status == SubscriptionStatus.CANCELED:
         raise illegal(subscription, "change the plan of")
     plan = await PlanRepository(ctx.db, ctx.scope).require(plan_id, field="planId")
+    refuse_archived_plan(plan, "planId")
     current = await PlanRepository(ctx.db, ctx.scope).get(subscription.plan_id)
     assert current is not None
     if plan.id == current.id:
