@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -82,6 +83,18 @@ class Api:
         result = await self.call(CREATE_METRIC, {"input": data})
         return result["createMetric"]  # type: ignore[no-any-return]
 
+    async def shared_metric(self, **overrides: Any) -> dict[str, Any]:
+        """``metric(**overrides)``, or the live metric that already has its definition: an org+mode has one live
+        metric per definition, so a helper that a test calls twice shares it (the CONFLICT cites its id)."""
+        try:
+            return await self.metric(**overrides)
+        except GraphQLError as error:
+            cited = re.match(r"Metric ([0-9a-f-]{36}) ", str(error.errors[0]["message"]))
+            if error.code != "CONFLICT" or cited is None:
+                raise
+            result = await self.call(METRIC, {"id": cited.group(1)})
+            return result["metric"]  # type: ignore[no-any-return]
+
     async def plan(self, metric_id: str | None = None, **overrides: Any) -> dict[str, Any]:
         prices = overrides.pop("prices", None)
         if prices is None:
@@ -134,6 +147,7 @@ CREATE_METRIC = (
     "mutation($input: CreateMetricInput!) { createMetric(input: $input)"
     " { id name eventName aggregation aggregationProperty } }"
 )
+METRIC = "query($id: ID!) { metric(id: $id) { id name eventName aggregation aggregationProperty } }"
 CREATE_PLAN = (
     "mutation($input: CreatePlanInput!) { createPlan(input: $input)"
     " { id name currency billingPeriod prices { id model unitPrice metric { id } } } }"

@@ -30,7 +30,10 @@ class MetricQuery:
 
 @strawberry.type
 class MetricMutation:
-    @strawberry.mutation(description="Define a metric: which events to count and how.")
+    @strawberry.mutation(
+        description="Define a metric: which events to count and how. A second live metric with the same eventName,"
+        " aggregation, aggregationProperty and filters is CONFLICT citing the first."
+    )
     async def create_metric(self, info: Info[Any, Any], input: CreateMetricInput) -> MetricType:
         async with mutation(info) as ctx:
             metric = await service.create_metric(ctx, input.to_domain())

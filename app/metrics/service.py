@@ -33,13 +33,28 @@ async def create_metric(ctx: ServiceContext, data: NewMetric) -> Metric:
         raise InvalidInput(
             "COUNT counts events and takes no aggregationProperty; remove it.", field="input.aggregationProperty"
         )
-    return MetricRepository(ctx.db, ctx.scope).new(
-        name=required_text(data.name, "input.name", max_length=200),
-        event_name=required_text(data.event_name, "input.eventName", max_length=200),
+    name = required_text(data.name, "input.name", max_length=200)
+    event_name = required_text(data.event_name, "input.eventName", max_length=200)
+    description = optional_text(data.description, "input.description", max_length=2000)
+    filters = validate_filters(data.filters, "input.filters")
+    repo = MetricRepository(ctx.db, ctx.scope)
+    # Two live metrics that count the same events the same way would let one usage be priced twice, and make
+    # "which metric is this" a guess; the rule is one live metric per definition.
+    await repo.lock_definitions(event_name)
+    existing = await repo.live_duplicate(event_name, data.aggregation.value, prop, filters)
+    if existing is not None:
+        raise Conflict(
+            f"Metric {existing.id} ({existing.name!r}) already aggregates {event_name!r} this way (same aggregation,"
+            " aggregationProperty and filters); use it, or archive it first.",
+            field="input.eventName",
+        )
+    return repo.new(
+        name=name,
+        event_name=event_name,
         aggregation=data.aggregation.value,
         aggregation_property=prop,
-        description=optional_text(data.description, "input.description", max_length=2000),
-        filters=validate_filters(data.filters, "input.filters"),
+        description=description,
+        filters=filters,
     )
 
 
