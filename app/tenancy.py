@@ -6,18 +6,23 @@ no call site can forget it. An object of another organization or mode is simply 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import ForeignKey, Select, String, Uuid, select, update
+from sqlalchemy import DateTime, ForeignKey, Select, String, Uuid, false, literal, select, tuple_, update
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from sqlalchemy.sql.dml import Update
 
 from app.db import Db, IdMixin, utcnow
-from app.errors import NotFound
+from app.errors import InvalidInput, NotFound
+
+MAX_PAGE = 200
 
 
 class Mode(str, enum.Enum):
@@ -56,9 +61,50 @@ def parse_uuid(value: str | uuid.UUID) -> uuid.UUID | None:
         return None
 
 
+def id_equals(column: Any, value: str | uuid.UUID) -> Any:
+    """A filter on a reference: a value that is no UUID names nothing, so the list is simply empty."""
+    key = parse_uuid(value)
+    return false() if key is None else column == key
+
+
 def scoped_select(model: type[Any], scope: Scope, *entities: Any) -> Select[Any]:
     """``SELECT entities FROM model`` within ``scope``: the one place tenant reads are filtered."""
     return select(*(entities or (model,))).where(model.org_id == scope.org_id, model.mode == scope.mode.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[M]):
+    """One page of a list: its rows, whether more follow, and the cursor to ask for them (None when empty)."""
+
+    rows: list[M]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+def encode_cursor(row: TenantMixin) -> str:
+    """Opaque to clients, but simply the row's place in the (created_at, id) order, so a page never shifts when rows
+    are added after it."""
+    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, _, key = base64.urlsafe_b64decode(cursor.encode("ascii")).decode().partition("|")
+        at = datetime.fromisoformat(created)
+        if at.tzinfo is None:
+            raise ValueError("naive")
+        return at, uuid.UUID(key)
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raise InvalidInput(
+            "after is not a cursor this API gave out; pass a pageInfo.endCursor.", field="after"
+        ) from exc
+
+
+def page_size(first: int | None) -> int:
+    size = 50 if first is None else first
+    if not 1 <= size <= MAX_PAGE:
+        raise InvalidInput(f"first must be between 1 and {MAX_PAGE}.", field="first")
+    return size
 
 
 class Repository(Generic[M]):
@@ -118,3 +164,19 @@ class Repository(Generic[M]):
         for row in await self.db.scalars(statement):
             groups[getattr(row, column.key)].append(row)
         return [groups[key] for key in parent_ids]
+
+    async def page(self, first: int | None, after: str | None, *where: Any) -> Page[M]:
+        """Every list's keyset paging, in (created_at, id) order within the scope: one query, ``first + 1`` rows to
+        learn whether another page follows. ``where`` narrows the list (filters, search)."""
+        size = page_size(first)
+        order = (self.model.created_at, self.model.id)
+        statement = self.select().where(*where).order_by(*order).limit(size + 1)
+        if after is not None:
+            at, key = decode_cursor(after)
+            statement = statement.where(
+                tuple_(*order) > tuple_(literal(at, DateTime(timezone=True)), literal(key, Uuid()))
+            )
+        rows = list(await self.db.scalars(statement))
+        more = len(rows) > size
+        rows = rows[:size]
+        return Page(rows, more, encode_cursor(rows[-1]) if rows else None)

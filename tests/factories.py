@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,25 @@ class Api:
         assert response.status_code == 200, response.text
         return body["data"]  # type: ignore[no-any-return]
 
+    async def every(self, field: str, args: str = "", page_size: int = 2, **variables: Any) -> list[list[str]]:
+        """Walk the list query ``field`` page by page and return each page's node ids. ``args`` declares the filter
+        arguments used, e.g. "status: InvoiceStatus, customerId: ID", whose values come in ``variables``."""
+        declared = "".join(f", ${name}: {kind}" for name, kind in _kinds(args).items())
+        passed = "".join(f", {name}: ${name}" for name in _kinds(args))
+        query = (
+            f"query($first: Int, $after: String{declared}) {{ {field}(first: $first, after: $after{passed})"
+            " { nodes { id } pageInfo { hasNextPage endCursor } } }"
+        )
+        pages: list[list[str]] = []
+        after: str | None = None
+        while True:
+            result = (await self.call(query, {"first": page_size, "after": after, **variables}))[field]
+            pages.append([node["id"] for node in result["nodes"]])
+            if not result["pageInfo"]["hasNextPage"]:
+                return pages
+            after = result["pageInfo"]["endCursor"]
+            assert after is not None
+
     async def customer(self, **overrides: Any) -> dict[str, Any]:
         data = {"externalId": f"cus_{uuid.uuid4().hex[:8]}", "name": "Ada Obi", **overrides}
         result = await self.call(CREATE_CUSTOMER, {"input": data})
@@ -62,6 +82,18 @@ class Api:
         data = {"name": "API calls", "eventName": "api_call", "aggregation": "COUNT", **overrides}
         result = await self.call(CREATE_METRIC, {"input": data})
         return result["createMetric"]  # type: ignore[no-any-return]
+
+    async def shared_metric(self, **overrides: Any) -> dict[str, Any]:
+        """``metric(**overrides)``, or the live metric that already has its definition: an org+mode has one live
+        metric per definition, so a helper that a test calls twice shares it (the CONFLICT cites its id)."""
+        try:
+            return await self.metric(**overrides)
+        except GraphQLError as error:
+            cited = re.match(r"Metric ([0-9a-f-]{36}) ", str(error.errors[0]["message"]))
+            if error.code != "CONFLICT" or cited is None:
+                raise
+            result = await self.call(METRIC, {"id": cited.group(1)})
+            return result["metric"]  # type: ignore[no-any-return]
 
     async def plan(self, metric_id: str | None = None, **overrides: Any) -> dict[str, Any]:
         prices = overrides.pop("prices", None)
@@ -93,6 +125,12 @@ class Api:
         return {"customer": customer, "metric": metric, "plan": plan, "subscription": subscription}
 
 
+def _kinds(args: str) -> dict[str, str]:
+    """ "status: InvoiceStatus, customerId: ID" → {"status": "InvoiceStatus", "customerId": "ID"}."""
+    pairs = (part.split(":") for part in args.split(",") if part.strip())
+    return {name.strip(): kind.strip() for name, kind in pairs}
+
+
 def events(
     customer_id: str, count: int, *, name: str = "api_call", prefix: str | None = None, **extra: Any
 ) -> list[dict[str, Any]]:
@@ -109,6 +147,7 @@ CREATE_METRIC = (
     "mutation($input: CreateMetricInput!) { createMetric(input: $input)"
     " { id name eventName aggregation aggregationProperty } }"
 )
+METRIC = "query($id: ID!) { metric(id: $id) { id name eventName aggregation aggregationProperty } }"
 CREATE_PLAN = (
     "mutation($input: CreatePlanInput!) { createPlan(input: $input)"
     " { id name currency billingPeriod prices { id model unitPrice metric { id } } } }"

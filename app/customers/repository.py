@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import or_
 
 from app.customers.models import Customer
@@ -9,6 +11,14 @@ from app.tenancy import Repository, parse_uuid
 class CustomerRepository(Repository[Customer]):
     model = Customer
     noun = "customer"
+
+    @staticmethod
+    def matching(search: str) -> Any:
+        """Case-insensitive substring of name, email or externalId; ``%`` and ``_`` in the text are literal."""
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return or_(
+            *(column.ilike(pattern, escape="\\") for column in (Customer.name, Customer.email, Customer.external_id))
+        )
 
     async def by_external_id(self, external_id: str) -> Customer | None:
         return await self.db.scalar(self.select().where(Customer.external_id == external_id))
@@ -24,12 +34,3 @@ class CustomerRepository(Repository[Customer]):
             found[customer.external_id] = customer
             found.setdefault(str(customer.id), customer)
         return found
-
-    async def page(self, first: int, after: Customer | None) -> list[Customer]:
-        statement = self.select().order_by(Customer.created_at, Customer.id).limit(first)
-        if after is not None:
-            statement = statement.where(
-                (Customer.created_at > after.created_at)
-                | ((Customer.created_at == after.created_at) & (Customer.id > after.id))
-            )
-        return list(await self.db.scalars(statement))

@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
+from strawberry.types.unset import UNSET
 
 from app.customers.models import Customer
 from app.customers.service import NewCustomer
+from app.graphql.pagination import PageInfo
+from app.tenancy import Page
 
 if TYPE_CHECKING:
     from app.plans.types import PriceOverrideType
@@ -77,3 +80,40 @@ class CreateCustomerInput:
 
     def to_domain(self) -> NewCustomer:
         return NewCustomer(self.external_id, self.name, self.email, self.phone, self.metadata, self.tax_rate)
+
+
+@strawberry.type(name="CustomerConnection", description="A page of customers, oldest first.")
+class CustomerConnection:
+    nodes: list[CustomerType] = strawberry.field(description="The customers on this page.")
+    page_info: PageInfo = strawberry.field(description="Whether more follow, and the cursor to ask for them.")
+
+    @classmethod
+    def of(cls, page: Page[Customer]) -> CustomerConnection:
+        return cls(nodes=[CustomerType.from_model(row) for row in page.rows], page_info=PageInfo.of(page))
+
+
+@strawberry.input(
+    description="Changes to a customer. An omitted field is kept; null clears email, phone, metadata or taxRate"
+    " (name cannot be cleared). externalId cannot change."
+)
+class UpdateCustomerInput:
+    name: str | None = strawberry.field(default=UNSET, description="The new name; not empty.")
+    email: str | None = strawberry.field(default=UNSET, description="The new email address; null clears it.")
+    phone: str | None = strawberry.field(default=UNSET, description="The new phone number; null clears it.")
+    metadata: JSON | None = strawberry.field(
+        default=UNSET, description="A JSON object replacing the whole metadata; null clears it."
+    )
+    tax_rate: Decimal | None = strawberry.field(
+        default=UNSET, description="Percent, 0–100; null: the organization's rate applies again."
+    )
+
+    def to_domain(self) -> dict[str, Any]:
+        """Only the fields the request named: UNSET (omitted) and None (null) mean different things here."""
+        given = {
+            "name": self.name,
+            "email": self.email,
+            "phone": self.phone,
+            "metadata": self.metadata,
+            "tax_rate": self.tax_rate,
+        }
+        return {key: value for key, value in given.items() if value is not UNSET}

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
 from app.graphql.context import mutation, reader
+from app.graphql.enums import InvoiceStatusEnum
+from app.graphql.pagination import AFTER, FIRST
 from app.invoices import service
-from app.invoices.types import InvoiceType
+from app.invoices.types import InvoiceConnection, InvoiceType
 
 
 @strawberry.type
@@ -15,6 +17,19 @@ class InvoiceQuery:
     @strawberry.field(description="One invoice by id.")
     async def invoice(self, info: Info[Any, Any], id: strawberry.ID) -> InvoiceType | None:
         return InvoiceType.from_model(await service.get_invoice(reader(info), id))
+
+    @strawberry.field(description="Invoices, oldest first, a page at a time; optionally of one status or customer.")
+    async def invoices(
+        self,
+        info: Info[Any, Any],
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = 50,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        status: Annotated[
+            InvoiceStatusEnum | None, strawberry.argument(description="Only invoices in this status.")
+        ] = None,
+        customer_id: Annotated[strawberry.ID | None, strawberry.argument(description="Only this customer's.")] = None,
+    ) -> InvoiceConnection:
+        return InvoiceConnection.of(await service.list_invoices(reader(info), first, after, status, customer_id))
 
 
 @strawberry.type

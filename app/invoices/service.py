@@ -11,6 +11,7 @@ from app.invoices.models import Invoice, InvoiceStatus
 from app.invoices.repository import InvoiceRepository
 from app.outbox.service import record
 from app.services import ServiceContext
+from app.tenancy import Page, id_equals
 
 
 async def get_invoice(ctx: ServiceContext, invoice_id: str, *, for_update: bool = False) -> Invoice:
@@ -45,3 +46,18 @@ async def void_invoice(ctx: ServiceContext, invoice_id: str) -> Invoice:
     invoice.voided_at = ctx.clock.now()
     record(ctx, "invoice.voided", invoice.id, {"number": invoice.number})
     return invoice
+
+
+async def list_invoices(
+    ctx: ServiceContext,
+    first: int | None,
+    after: str | None,
+    status: InvoiceStatus | None = None,
+    customer_id: str | None = None,
+) -> Page[Invoice]:
+    where = []
+    if status is not None:
+        where.append(Invoice.status == status.value)
+    if customer_id is not None:
+        where.append(id_equals(Invoice.customer_id, customer_id))
+    return await InvoiceRepository(ctx.db, ctx.scope).page(first, after, *where)

@@ -10,9 +10,11 @@ from strawberry.types import Info
 
 from app.graphql.context import reader
 from app.graphql.enums import InvoiceKindEnum, InvoiceStatusEnum, PricingModelEnum
+from app.graphql.pagination import PageInfo
 from app.invoices.models import Invoice, InvoiceKind, InvoiceStatus, LineItem
 from app.metrics.types import MetricType
 from app.plans.pricing import PricingModel
+from app.tenancy import Page
 from app.usage.types import EventPageType
 
 if TYPE_CHECKING:
@@ -161,3 +163,13 @@ class InvoiceType:
             subscription_id=row.subscription_id,
             customer_id=row.customer_id,
         )
+
+
+@strawberry.type(name="InvoiceConnection", description="A page of invoices, oldest first.")
+class InvoiceConnection:
+    nodes: list[InvoiceType] = strawberry.field(description="The invoices on this page.")
+    page_info: PageInfo = strawberry.field(description="Whether more follow, and the cursor to ask for them.")
+
+    @classmethod
+    def of(cls, page: Page[Invoice]) -> InvoiceConnection:
+        return cls(nodes=[InvoiceType.from_model(row) for row in page.rows], page_info=PageInfo.of(page))

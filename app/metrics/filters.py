@@ -53,3 +53,8 @@ def as_spec(*stored: list[dict[str, Any]] | None) -> tuple[PropertyFilter, ...]:
 def describe(stored: list[dict[str, Any]] | None) -> str:
     """``region = eu or uk`` — for invoice lines."""
     return ", ".join(f"{f['property']} = {' or '.join(f['values'])}" for f in stored or ())
+
+
+def canonical(stored: list[dict[str, Any]] | None) -> frozenset[tuple[str, frozenset[str]]]:
+    """Filters as what they select: the order of the filters, or of a filter's values, changes nothing."""
+    return frozenset((f["property"], frozenset(f["values"])) for f in stored or ())

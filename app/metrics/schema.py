@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
 from app.graphql.context import mutation, reader
+from app.graphql.pagination import AFTER, ARCHIVED, FIRST
 from app.metrics import service
-from app.metrics.types import CreateMetricInput, MetricType
+from app.metrics.types import CreateMetricInput, MetricConnection, MetricType
 
 
 @strawberry.type
@@ -16,11 +17,32 @@ class MetricQuery:
     async def metric(self, info: Info[Any, Any], id: strawberry.ID) -> MetricType | None:
         return MetricType.from_model(await service.get_metric(reader(info), id))
 
+    @strawberry.field(description="Metrics, oldest first, a page at a time.")
+    async def metrics(
+        self,
+        info: Info[Any, Any],
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = 50,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        archived: Annotated[bool | None, strawberry.argument(description=ARCHIVED)] = None,
+    ) -> MetricConnection:
+        return MetricConnection.of(await service.list_metrics(reader(info), first, after, archived))
+
 
 @strawberry.type
 class MetricMutation:
-    @strawberry.mutation(description="Define a metric: which events to count and how.")
+    @strawberry.mutation(
+        description="Define a metric: which events to count and how. A second live metric with the same eventName,"
+        " aggregation, aggregationProperty and filters is CONFLICT citing the first."
+    )
     async def create_metric(self, info: Info[Any, Any], input: CreateMetricInput) -> MetricType:
         async with mutation(info) as ctx:
             metric = await service.create_metric(ctx, input.to_domain())
+        return MetricType.from_model(metric)
+
+    @strawberry.mutation(
+        description="Archive a metric: no new prices on it; prices that use it keep billing. Again: no change."
+    )
+    async def archive_metric(self, info: Info[Any, Any], id: strawberry.ID) -> MetricType:
+        async with mutation(info) as ctx:
+            metric = await service.archive_metric(ctx, id)
         return MetricType.from_model(metric)

@@ -6,9 +6,11 @@ from typing import Any
 import strawberry
 
 from app.graphql.enums import AggregationEnum
+from app.graphql.pagination import PageInfo
 from app.metrics.filters import NewFilter
 from app.metrics.models import Aggregation, Metric
 from app.metrics.service import NewMetric
+from app.tenancy import Page
 
 
 @strawberry.type(name="PropertyFilter", description="Only events whose property holds one of these values count.")
@@ -46,6 +48,9 @@ class MetricType:
     description: str | None
     filters: list[PropertyFilterType] = strawberry.field(description="All must match for an event to count.")
     created_at: datetime
+    archived_at: datetime | None = strawberry.field(
+        description="When archiveMetric was called; an archived metric gets no new prices, existing ones keep billing."
+    )
 
     @classmethod
     def from_model(cls, row: Metric) -> MetricType:
@@ -58,6 +63,7 @@ class MetricType:
             description=row.description,
             filters=PropertyFilterType.from_stored(row.filters),
             created_at=row.created_at,
+            archived_at=row.archived_at,
         )
 
 
@@ -81,3 +87,13 @@ class CreateMetricInput:
             self.description,
             filters_to_domain(self.filters),
         )
+
+
+@strawberry.type(name="MetricConnection", description="A page of metrics, oldest first.")
+class MetricConnection:
+    nodes: list[MetricType] = strawberry.field(description="The metrics on this page.")
+    page_info: PageInfo = strawberry.field(description="Whether more follow, and the cursor to ask for them.")
+
+    @classmethod
+    def of(cls, page: Page[Metric]) -> MetricConnection:
+        return cls(nodes=[MetricType.from_model(row) for row in page.rows], page_info=PageInfo.of(page))

@@ -37,6 +37,7 @@ class Plan(TenantMixin, Base):
     billing_period: Mapped[str] = mapped_column(String(16))
     trial_period_days: Mapped[int] = mapped_column(Integer, default=0)
     base_fee: Mapped[Decimal | None] = mapped_column(Numeric, nullable=True)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Price(PriceTerms, TenantMixin, Base):

@@ -22,6 +22,8 @@ from sqlalchemy import or_
 
 from app.customers.repository import CustomerRepository
 from app.errors import Conflict, InvalidInput
+from app.metrics.repository import MetricRepository
+from app.metrics.service import refuse_archived
 from app.plans.models import PriceOverride
 from app.plans.pricing import validate_price
 from app.plans.repository import PriceRepository
@@ -80,6 +82,8 @@ async def create_price_override(ctx: ServiceContext, data: NewPriceOverride) -> 
         data.customer_id, field="input.customerId", for_update=True
     )
     price = await PriceRepository(ctx.db, ctx.scope).require(data.price_id, field="input.priceId")
+    metric = await MetricRepository(ctx.db, ctx.scope).require(price.metric_id, field="input.priceId")
+    refuse_archived(metric, "input.priceId")
     overrides = PriceOverrideRepository(ctx.db, ctx.scope)
     clash = await overrides.overlapping(customer.id, price.id, valid_from, valid_until)
     if clash is not None:

@@ -11,9 +11,6 @@ class PlanRepository(Repository[Plan]):
     model = Plan
     noun = "plan"
 
-    async def page(self, first: int) -> list[Plan]:
-        return list(await self.db.scalars(self.select().order_by(Plan.created_at, Plan.id).limit(first)))
-
 
 class PriceRepository(Repository[Price]):
     model = Price

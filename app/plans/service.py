@@ -5,17 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.errors import InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
 from app.metrics.filters import NewFilter, validate_filters
 from app.metrics.repository import MetricRepository
+from app.metrics.service import refuse_archived
 from app.money import parse_decimal, validate_currency
+from app.outbox.service import record
 from app.plans.models import Plan
 from app.plans.pricing import validate_price
 from app.plans.repository import PlanRepository, PriceRepository
 from app.plans.terms import NewTerms
 from app.services import ServiceContext
 from app.subscriptions.periods import BillingPeriod
-from app.tenancy import parse_uuid
+from app.tenancy import Page, parse_uuid
 from app.validation import optional_text, required_text
 
 MAX_PRICES = 100
@@ -63,6 +65,7 @@ async def create_plan(ctx: ServiceContext, data: NewPlan) -> Plan:
             raise NotFound(
                 f"No metric with id {data.prices[index].metric_id!r}.", field=f"input.prices.{index}.metricId"
             )
+        refuse_archived(metric, f"input.prices.{index}.metricId")
     plan = PlanRepository(ctx.db, ctx.scope).new(
         name=name,
         description=optional_text(data.description, "input.description", max_length=2000),
@@ -85,3 +88,29 @@ async def create_plan(ctx: ServiceContext, data: NewPlan) -> Plan:
 
 async def get_plan(ctx: ServiceContext, plan_id: str) -> Plan:
     return await PlanRepository(ctx.db, ctx.scope).require(plan_id, field="id")
+
+
+async def list_plans(
+    ctx: ServiceContext, first: int | None, after: str | None, archived: bool | None = None
+) -> Page[Plan]:
+    """Live plans unless ``archived`` is true, then only archived ones: a catalog shows what can be subscribed to."""
+    archived_only = Plan.archived_at.is_not(None) if archived else Plan.archived_at.is_(None)
+    return await PlanRepository(ctx.db, ctx.scope).page(first, after, archived_only)
+
+
+async def archive_plan(ctx: ServiceContext, plan_id: str) -> Plan:
+    """No new subscriptions (nor plan changes onto it) from now on; existing subscriptions keep billing on it,
+    a plan change scheduled onto it before included. A second call changes nothing."""
+    plan = await PlanRepository(ctx.db, ctx.scope).require(plan_id, field="id", for_update=True)
+    if plan.archived_at is None:
+        plan.archived_at = ctx.clock.now()
+        record(ctx, "plan.archived", plan.id, {"name": plan.name})
+    return plan
+
+
+def refuse_archived_plan(plan: Plan, field: str) -> None:
+    if plan.archived_at is not None:
+        raise Conflict(
+            f"Plan {plan.id} ({plan.name!r}) is archived and takes no new subscriptions; choose a live plan.",
+            field=field,
+        )

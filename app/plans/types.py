@@ -9,6 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from app.graphql.enums import BillingPeriodEnum, PricingModelEnum
+from app.graphql.pagination import PageInfo
 from app.metrics.types import MetricType, PropertyFilterInput, PropertyFilterType, filters_to_domain
 from app.plans.models import Plan, Price, PriceOverride, PriceTerms
 from app.plans.overrides import NewPriceOverride
@@ -16,6 +17,7 @@ from app.plans.pricing import PricingModel
 from app.plans.service import NewPlan, NewPrice
 from app.plans.terms import NewTerms, NewTier, stored_tiers
 from app.subscriptions.periods import BillingPeriod
+from app.tenancy import Page
 
 
 @strawberry.type(
@@ -107,6 +109,9 @@ class PlanType:
     trial_period_days: int
     base_fee: Decimal | None = strawberry.field(description="A fixed amount charged every period, if any.")
     created_at: datetime
+    archived_at: datetime | None = strawberry.field(
+        description="When archivePlan was called; an archived plan takes no new subscriptions, its own keep billing."
+    )
 
     @strawberry.field(description="The plan's prices, in the order they were given.")
     async def prices(self, info: Info[Any, Any]) -> list[PriceType]:
@@ -124,6 +129,7 @@ class PlanType:
             trial_period_days=row.trial_period_days,
             base_fee=row.base_fee,
             created_at=row.created_at,
+            archived_at=row.archived_at,
         )
 
 
@@ -217,3 +223,13 @@ class CreatePlanInput:
             trial_period_days=self.trial_period_days or 0,
             base_fee=self.base_fee,
         )
+
+
+@strawberry.type(name="PlanConnection", description="A page of plans, oldest first.")
+class PlanConnection:
+    nodes: list[PlanType] = strawberry.field(description="The plans on this page.")
+    page_info: PageInfo = strawberry.field(description="Whether more follow, and the cursor to ask for them.")
+
+    @classmethod
+    def of(cls, page: Page[Plan]) -> PlanConnection:
+        return cls(nodes=[PlanType.from_model(row) for row in page.rows], page_info=PageInfo.of(page))

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
 from app.graphql.context import mutation, reader
+from app.graphql.enums import SubscriptionStatusEnum
+from app.graphql.pagination import AFTER, FIRST
 from app.subscriptions import service
-from app.subscriptions.types import CreateSubscriptionInput, SubscriptionType
+from app.subscriptions.types import CreateSubscriptionInput, SubscriptionConnection, SubscriptionType
 
 
 @strawberry.type
@@ -15,6 +17,20 @@ class SubscriptionQuery:
     @strawberry.field(description="One subscription by id.")
     async def subscription(self, info: Info[Any, Any], id: strawberry.ID) -> SubscriptionType | None:
         return SubscriptionType.from_model(await service.get_subscription(reader(info), id))
+
+    @strawberry.field(description="Subscriptions, oldest first, a page at a time; optionally one status or customer.")
+    async def subscriptions(
+        self,
+        info: Info[Any, Any],
+        first: Annotated[int | None, strawberry.argument(description=FIRST)] = 50,
+        after: Annotated[str | None, strawberry.argument(description=AFTER)] = None,
+        status: Annotated[
+            SubscriptionStatusEnum | None, strawberry.argument(description="Only subscriptions in this status.")
+        ] = None,
+        customer_id: Annotated[strawberry.ID | None, strawberry.argument(description="Only this customer's.")] = None,
+    ) -> SubscriptionConnection:
+        page = await service.list_subscriptions(reader(info), first, after, status, customer_id)
+        return SubscriptionConnection.of(page)
 
 
 @strawberry.type

@@ -17,11 +17,13 @@ from app.organizations.settings import get_settings
 from app.outbox.service import record
 from app.plans.models import Plan
 from app.plans.repository import PlanRepository, PriceRepository
+from app.plans.service import refuse_archived_plan
 from app.services import ServiceContext
 from app.subscriptions.models import Subscription
 from app.subscriptions.periods import BillingPeriod, ensure_utc
 from app.subscriptions.repository import PauseRepository, PhaseRepository, SubscriptionRepository
 from app.subscriptions.timeline import BillingAnchor, PhaseSpan, Timeline
+from app.tenancy import Page, id_equals
 
 
 class SubscriptionStatus(str, enum.Enum):
@@ -66,6 +68,7 @@ async def create_subscription(ctx: ServiceContext, data: NewSubscription) -> Sub
         data.customer_id, field="input.customerId", for_update=True
     )
     plan = await PlanRepository(ctx.db, ctx.scope).require(data.plan_id, field="input.planId")
+    refuse_archived_plan(plan, "input.planId")
     subscriptions = SubscriptionRepository(ctx.db, ctx.scope)
     if await _plan_metrics(ctx, plan) & await subscriptions.live_metric_ids(customer.id):
         raise _metric_conflict("input.planId")
@@ -182,6 +185,7 @@ async def change_plan(ctx: ServiceContext, subscription_id: str, plan_id: str, *
     if subscription.status == SubscriptionStatus.CANCELED:
         raise illegal(subscription, "change the plan of")
     plan = await PlanRepository(ctx.db, ctx.scope).require(plan_id, field="planId")
+    refuse_archived_plan(plan, "planId")
     current = await PlanRepository(ctx.db, ctx.scope).get(subscription.plan_id)
     assert current is not None
     if plan.id == current.id:
@@ -217,3 +221,18 @@ async def switch_plan(ctx: ServiceContext, subscription: Subscription, plan_id: 
     subscription.plan_id = plan_id
     subscription.pending_plan_id = None
     record(ctx, "subscription.plan_changed", subscription.id, payload(subscription, previousPlanId=str(previous)))
+
+
+async def list_subscriptions(
+    ctx: ServiceContext,
+    first: int | None,
+    after: str | None,
+    status: SubscriptionStatus | None = None,
+    customer_id: str | None = None,
+) -> Page[Subscription]:
+    where = []
+    if status is not None:
+        where.append(Subscription.status == status.value)
+    if customer_id is not None:
+        where.append(id_equals(Subscription.customer_id, customer_id))
+    return await SubscriptionRepository(ctx.db, ctx.scope).page(first, after, *where)

@@ -9,11 +9,13 @@ from strawberry.types import Info
 
 from app.graphql.context import reader
 from app.graphql.enums import BillingAnchorEnum, BillingPeriodEnum, SubscriptionStatusEnum
+from app.graphql.pagination import PageInfo
 from app.plans.types import PlanType
 from app.subscriptions.models import Subscription, SubscriptionPhase
 from app.subscriptions.periods import BillingPeriod
 from app.subscriptions.service import NewSubscription, SubscriptionStatus
 from app.subscriptions.timeline import BillingAnchor
+from app.tenancy import Page
 
 if TYPE_CHECKING:
     from app.billing.types import UpcomingInvoiceType
@@ -157,3 +159,13 @@ class CreateSubscriptionInput:
     def to_domain(self) -> NewSubscription:
         anchor = BillingAnchor(self.billing_anchor or BillingAnchor.START_DATE)
         return NewSubscription(self.customer_id, self.plan_id, self.start_date, anchor)
+
+
+@strawberry.type(name="SubscriptionConnection", description="A page of subscriptions, oldest first.")
+class SubscriptionConnection:
+    nodes: list[SubscriptionType] = strawberry.field(description="The subscriptions on this page.")
+    page_info: PageInfo = strawberry.field(description="Whether more follow, and the cursor to ask for them.")
+
+    @classmethod
+    def of(cls, page: Page[Subscription]) -> SubscriptionConnection:
+        return cls(nodes=[SubscriptionType.from_model(row) for row in page.rows], page_info=PageInfo.of(page))

@@ -43,7 +43,7 @@ def count_statements(runtime: Runtime) -> Iterator[list[str]]:
 
 async def _customer_with_subscriptions(api: Api, count: int) -> str:
     customer = await api.customer()
-    metric = await api.metric()
+    metric = await api.shared_metric()
     plan = await api.plan(metric["id"])
     for _ in range(count):
         subscription = await api.subscription(customer["id"], plan["id"])

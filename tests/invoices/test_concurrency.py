@@ -37,7 +37,7 @@ async def invoices_of(api: Api, subscription_id: str) -> list[dict[str, Any]]:
 
 async def drafts(api: Api, count: int) -> list[dict[str, Any]]:
     """``count`` drafts of one plan, one per customer, each billing one call."""
-    metric = await api.metric()
+    metric = await api.shared_metric()
     plan = await api.plan(metric["id"])
     made = []
     for _ in range(count):

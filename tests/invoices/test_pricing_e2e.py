@@ -794,7 +794,7 @@ async def test_totals_round_half_up_to_the_currency_minor_unit(
 ) -> None:
     # given a plan in currency at unit_price per call
     customer = await create_customer(api)
-    metric = await api.metric(**METRICS["calls"])
+    metric = await api.shared_metric(**METRICS["calls"])
     plan = await create_plan(api, [{"metricId": metric["id"], **flat(unit_price)}], currency=currency)
     assert plan["currency"] == currency.upper()
     subscription = await api.subscription(customer["id"], plan["id"])
@@ -818,7 +818,7 @@ async def billed(
     """A customer (with tax_rate, if any) on a plan at unit_price per call, having used ``calls``: its invoice."""
     customer = await create_customer(api, **({"taxRate": tax_rate} if tax_rate is not None else {}))
     assert customer["taxRate"] == tax_rate
-    metric = await api.metric(**METRICS["calls"])
+    metric = await api.shared_metric(**METRICS["calls"])
     plan = await create_plan(api, [{"metricId": metric["id"], **flat(unit_price)}], currency=currency)
     subscription = await api.subscription(customer["id"], plan["id"])
     await use(api, customer["id"], "calls", calls)
