@@ -31,6 +31,7 @@ from app.subscriptions.history import timelines
 from app.subscriptions.models import Subscription
 from app.subscriptions.periods import Period
 from app.subscriptions.repository import SubscriptionRepository
+from app.subscriptions.timeline import Timeline
 
 NUMBER_FORMAT = "INV-{:06d}"
 # Periods a little older than the backdate window are still rechecked for late events and voids.
@@ -60,6 +61,40 @@ async def late_window_start(ctx: ServiceContext) -> datetime:
     return ctx.clock.now() - timedelta(days=settings.backdate_window_days + LATE_MARGIN_DAYS)
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A target's bills: its own period's (None when live invoices already bill it) and its earlier periods'."""
+
+    target: Target
+    own: drafts.PeriodBill | None
+    earlier: list[tuple[Period, drafts.PeriodBill]]
+
+    def bills(self) -> list[drafts.PeriodBill]:
+        return ([self.own] if self.own is not None else []) + [bill for _, bill in self.earlier]
+
+
+async def _plan(
+    ctx: ServiceContext,
+    catalog: drafts.Catalog,
+    target: Target,
+    timeline: Timeline,
+    billed: ledger.Ledger,
+    since: datetime,
+    cutoff: datetime | None,
+) -> _Plan:
+    own, through = target.own, target.through
+    if own is not None and ledger.has_entries(billed, own.start):  # billed elsewhere: only its differences
+        own, through = None, max(through, own.end)
+    customer = target.subscription.customer_id
+
+    async def bill(period: Period) -> drafts.PeriodBill:
+        key = (target.key, period.start)
+        return await drafts.prepare(ctx, catalog, key, customer, period.start, timeline.segments(period), cutoff)
+
+    earlier = [(period, await bill(period)) for period in ledger.closed_periods(timeline, through, since)]
+    return _Plan(target, await bill(own) if own is not None else None, earlier)
+
+
 async def lines_for(
     ctx: ServiceContext, targets: Sequence[Target], cutoff: datetime | None
 ) -> dict[Hashable, list[dict[str, Any]]]:
@@ -72,48 +107,26 @@ async def lines_for(
     history = await timelines(ctx, subscriptions)
     since = await late_window_start(ctx)
     ledgers = await ledger.billed(ctx, [subscription.id for subscription in subscriptions], since)
-    plans: list[tuple[Target, drafts.PeriodBill | None, list[tuple[Period, drafts.PeriodBill]]]] = []
-    for target in targets:
-        subscription = target.subscription
-        timeline, billed = history[subscription.id], ledgers.get(subscription.id, {})
-        own, through = target.own, target.through
-        if own is not None and ledger.has_entries(billed, own.start):
-            own, through = None, max(through, target.own.end)  # type: ignore[union-attr]
-        own_bill = None
-        if own is not None:
-            own_bill = await drafts.prepare(
-                ctx,
-                catalog,
-                (target.key, own.start),
-                subscription.customer_id,
-                own.start,
-                timeline.segments(own),
-                cutoff,
-            )
-        earlier = []
-        for period in ledger.closed_periods(timeline, through, since):
-            bill = await drafts.prepare(
-                ctx,
-                catalog,
-                (target.key, period.start),
-                subscription.customer_id,
-                period.start,
-                timeline.segments(period),
-                cutoff,
-            )
-            earlier.append((period, bill))
-        plans.append((target, own_bill, earlier))
-    every = [
-        bill for _, own_bill, earlier in plans for bill in ([own_bill] if own_bill else []) + [b for _, b in earlier]
+    plans = [
+        await _plan(
+            ctx,
+            catalog,
+            target,
+            history[target.subscription.id],
+            ledgers.get(target.subscription.id, {}),
+            since,
+            cutoff,
+        )
+        for target in targets
     ]
-    quantities = await drafts.measure(ctx, catalog, every)
+    quantities = await drafts.measure(ctx, catalog, [bill for plan in plans for bill in plan.bills()])
     result: dict[Hashable, list[dict[str, Any]]] = {}
-    for target, own_bill, earlier in plans:
-        billed = ledgers.get(target.subscription.id, {})
-        lines = drafts.price(own_bill, catalog, quantities, [(None, cutoff)]) if own_bill is not None else []
-        for period, bill in earlier:
+    for plan in plans:
+        billed = ledgers.get(plan.target.subscription.id, {})
+        lines = drafts.price(plan.own, catalog, quantities, [(None, cutoff)]) if plan.own is not None else []
+        for period, bill in plan.earlier:
             lines.extend(ledger.differences(bill, period, catalog, quantities, billed, cutoff))
-        result[target.key] = lines
+        result[plan.target.key] = lines
     return result
 
 
