@@ -84,7 +84,7 @@ async def _plan(
 ) -> _Plan:
     own, through = target.own, target.through
     if own is not None and ledger.has_entries(billed, own.start):  # billed elsewhere: only its differences
-        own, through = None, max(through, own.end)
+        through, own = max(through, own.end), None
     customer = target.subscription.customer_id
 
     async def bill(period: Period) -> drafts.PeriodBill:
