@@ -10,11 +10,71 @@ import sys
 from app.config import Settings, load_settings
 
 
+class ExpectedFailure(Exception):
+    """A failure the operator can fix (a database that does not answer, a port in use): one line, exit code 1."""
+
+
+def _port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, or None; checked before the stores are opened and migrated, so a
+    taken port costs a second, not a migration and a traceback from inside uvicorn."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"cannot resolve --host {host}: {exc.strerror or exc}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def _database_target(settings: Settings) -> str:
+    """Where PostgreSQL was looked for, without the password: the part of the URL an operator checks first."""
+    if not settings.database_url:
+        return f"the embedded PostgreSQL in {settings.data_dir}"
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(settings.database_url)
+    except Exception:
+        return "DATABASE_URL (which does not parse as a URL)"
+    return f"{url.host or 'localhost'}:{url.port or 5432} (DATABASE_URL)"
+
+
+def _store_failure(settings: Settings, exc: BaseException) -> ExpectedFailure | None:
+    """A store that cannot be reached, as one line naming it and what to do; None for anything unexpected."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    from app.errors import StoreUnavailable
+
+    reason = exc
+    while isinstance(reason, DBAPIError) and reason.orig is not None:
+        reason = reason.orig
+    if isinstance(exc, StoreUnavailable):
+        return ExpectedFailure(f"{exc.message} Check CLICKHOUSE_URL, or that the ClickHouse server is up.")
+    if isinstance(exc, OSError | OperationalError | TimeoutError) or type(reason).__module__.startswith("asyncpg"):
+        detail = str(getattr(reason, "strerror", None) or reason).strip().splitlines()
+        first = detail[0] if detail else type(reason).__name__
+        return ExpectedFailure(
+            f"cannot reach PostgreSQL at {_database_target(settings)}: {first}."
+            " Start the database, or set DATABASE_URL to one that answers."
+        )
+    return None
+
+
 def _serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
     from app.main import create_app
 
+    taken = _port_in_use(host, port)
+    if taken is not None:
+        raise ExpectedFailure(f"{taken}. Stop what holds it, or choose another with --port.")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(
         f"kobo: data dir {settings.data_dir}" if not settings.database_url else "kobo: using DATABASE_URL", flush=True
@@ -115,13 +175,34 @@ def parser() -> argparse.ArgumentParser:
     create = key_commands.add_parser("create", help="create an API key (and the organization if needed)")
     create.add_argument("--org", required=True, help="organization name")
     create.add_argument("--mode", required=True, choices=["test", "live"])
-    create.add_argument("--scope", action="append", choices=["read", "write", "ingest"], help="repeat; default all")
+    create.add_argument(
+        "--scope",
+        nargs="+",
+        action="extend",
+        choices=["read", "write", "ingest"],
+        help="one or more (`--scope read ingest`, or repeated); default all",
+    )
     return root
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a failure the operator can fix is one line on stderr and exit code 1, not a traceback."""
     args = parser().parse_args(argv)
     settings = load_settings()
+    try:
+        return _run(args, settings)
+    except ExpectedFailure as failure:
+        print(f"kobo: {failure}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        failure = _store_failure(settings, exc)
+        if failure is None:
+            raise
+        print(f"kobo: {failure}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
     if args.command == "migrate":

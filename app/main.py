@@ -1,4 +1,4 @@
-"""The ASGI app: Starlette routes for GraphQL and health, the stores opened once in the lifespan."""
+"""The ASGI app: Starlette routes for GraphQL, health and Prometheus metrics, the stores opened once in the lifespan."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from typing import Any
 
 from cross_web import HTTPException
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
+from app import telemetry
 from app.auth import bearer_token
 from app.config import Settings, load_settings
 from app.graphql.context import build_context
@@ -97,7 +99,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             await app.state.runtime.close()
 
     graphql_app = KoboGraphQL(lambda request: request.app.state.runtime)
-    app = Starlette(routes=[], lifespan=lifespan)
+    app = Starlette(routes=[], lifespan=lifespan, middleware=[Middleware(telemetry.RequestTimer)])
     if runtime is not None:  # usable without running the lifespan (in-process test transports)
         app.state.runtime = runtime
 
@@ -121,6 +123,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         [
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", telemetry.metrics, methods=["GET"]),  # no key: keep it inside your network
             *rest.routes(),  # POST /v1/events, GET /v1/openapi.json
         ]
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm.attributes import flag_modified
 
+from app import telemetry
 from app.billing import drafts, ledger
 from app.customers.repository import CustomerRepository
 from app.errors import Conflict
@@ -214,6 +215,7 @@ async def freeze(ctx: ServiceContext, invoice: Invoice, cutoff: datetime) -> Non
     invoice.status = InvoiceStatus.FINALIZED.value
     invoice.finalized_at = ctx.clock.now()
     record(ctx, "invoice.finalized", invoice.id, {"number": invoice.number, "total": str(invoice.total)})
+    telemetry.finalized_on_commit(ctx.db.session.sync_session, invoice)
 
 
 async def close_period(

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from app import telemetry
 from app.errors import DomainError
 
 log = logging.getLogger("kobo.errors")
@@ -41,6 +42,7 @@ def to_api_error(error: GraphQLError) -> GraphQLError:
         if original.field:
             extensions["field"] = original.field
         if original.code == "INTERNAL":  # a store outage: say so, and that nothing was done
+            telemetry.STORE_ERRORS.labels("graphql").inc()
             extensions["retryable"] = True
         return _with_code(error, original.message, extensions)
     if original is None or isinstance(original, GraphQLError) or error.path is None:

@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from app import telemetry
 from app.clock import Clock
 from app.customers.models import Customer
 from app.errors import InvalidInput, StoreUnavailable
@@ -242,6 +243,15 @@ class Ingestor:
         self._windows: dict[Scope, tuple[float, int]] = {}
 
     async def ingest(self, scope: Scope, batch: Sequence[IncomingEvent], field: str = "events") -> IngestResult:
+        try:
+            result = await self._ingest(scope, batch, field)
+        except InvalidInput:
+            telemetry.count_rejected(len(batch))
+            raise
+        telemetry.count_events(len(result.ingested), len(result.duplicates))
+        return result
+
+    async def _ingest(self, scope: Scope, batch: Sequence[IncomingEvent], field: str) -> IngestResult:
         validate_batch(batch, field)
         received_at = self.clock.now()
         batch_id = uuid.uuid4()  # this request's claims: confirmed together once ClickHouse has them

@@ -32,6 +32,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app import telemetry
 from app.auth import bearer_token
 from app.errors import InvalidInput, StoreUnavailable
 from app.usage.ingest import MAX_BATCH, IncomingEvent, new_event
@@ -257,11 +258,13 @@ async def ingest_events(request: Request) -> Response:
         message = exc.message.replace(exc.field, field) if exc.field and field else exc.message
         return error_response(400, exc.code, message, field)
     except StoreUnavailable as exc:
+        telemetry.STORE_ERRORS.labels("rest").inc()
         message = exc.message
         if "acknowledged" not in message:
             message += " No event of this request was acknowledged; retry it as it is."
         return error_response(503, "INTERNAL", message, headers={"Retry-After": "1"})
     except (SQLAlchemyError, OSError):
+        telemetry.STORE_ERRORS.labels("rest").inc()
         log.exception("ingest: a store failed")
         message = "The billing database is unavailable; no event of this request was acknowledged. Retry it."
         return error_response(503, "INTERNAL", message, headers={"Retry-After": "1"})

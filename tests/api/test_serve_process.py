@@ -6,7 +6,9 @@ servers named by DATABASE_URL / CLICKHOUSE_URL when the suite runs against serve
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,9 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from factories import GENERATE, INGEST
-
 KOBO = [sys.executable, "-m", "app.cli"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -86,37 +87,82 @@ def test_keys_create_prints_the_key_last_while_serve_runs(served: tuple[str, dic
     assert unauthorized.status_code == 401
 
 
-def test_the_quickstart_over_a_real_socket(served: tuple[str, dict[str, str]]) -> None:
+def _readme_quickstart() -> str:
+    """The README's quickstart shell blocks after the first (that one starts the server this module runs)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    assert len(blocks) >= 5 and "dev.py serve" in blocks[0], "the README's quickstart changed shape"
+    return "\n".join(blocks[1:])
+
+
+def test_the_readme_quickstart_runs_verbatim_against_kobo_serve(served: tuple[str, dict[str, str]]) -> None:
+    # given the README's commands, as written, and the port the server listens on
     base, env = served
-    key = _create_key(env, "test")
-    customer = _gql(base, key, 'mutation { createCustomer(input: {externalId: "cus_42", name: "Ada"}) { id } }')
-    metric = _gql(
-        base,
-        key,
-        'mutation { createMetric(input: {name: "API calls", eventName: "api_call", aggregation: COUNT}) { id } }',
+    script = _readme_quickstart()
+
+    # when bash runs them, stopping at the first failing command
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        env={**env, "PORT": base.rsplit(":", 1)[1]},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    metric_id = metric["createMetric"]["id"]  # type: ignore[index]
-    plan = _gql(
-        base,
-        key,
-        'mutation($m: ID!) { createPlan(input: {name: "PAYG",'
-        ' prices: [{metricId: $m, model: FLAT_UNIT, unitPrice: "2"}]}) { id } }',
-        {"m": metric_id},
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    # then every call answered without errors, the retry was all duplicates, and the invoice came to 12.00 and is paid
+    answers = [json.loads(line) for line in (done.stdout + done.stderr).splitlines() if line.startswith("{")]
+    assert answers and all("errors" not in answer for answer in answers), answers
+    ingests = [answer["data"]["ingestEvents"] for answer in answers if "ingestEvents" in answer["data"]]
+    assert [len(i["ingested"]) for i in ingests] == [6, 0] and len(ingests[1]["duplicates"]) == 6
+    draft = next(answer["data"]["generateInvoice"] for answer in answers if "generateInvoice" in answer["data"])
+    assert (draft["status"], draft["currency"], draft["subtotal"], draft["total"]) == ("DRAFT", "NGN", "12", "12.00")
+    assert [(li["quantity"], li["amount"]) for li in draft["lineItems"]] == [("6", "12")]
+    paid = next(answer["data"]["markInvoicePaid"] for answer in answers if "markInvoicePaid" in answer["data"])
+    assert paid["status"] == "PAID" and paid["number"].startswith("INV-")
+
+
+def test_keys_create_takes_several_scopes_after_one_flag(served: tuple[str, dict[str, str]]) -> None:
+    _, env = served
+    done = subprocess.run(
+        [*KOBO, "keys", "create", "--org", "scoped", "--mode", "test", "--scope", "read", "ingest", "--scope", "write"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    subscription = _gql(
-        base,
-        key,
-        "mutation($c: ID!, $p: ID!) { createSubscription(input: {customerId: $c, planId: $p}) { id } }",
-        {"c": customer["createCustomer"]["id"], "p": plan["createPlan"]["id"]},  # type: ignore[index]
-    )
-    batch = [{"eventName": "api_call", "customerId": "cus_42", "idempotencyKey": f"call-{i}"} for i in range(6)]
-    assert _gql(base, key, INGEST, {"events": batch})["ingestEvents"] == {
-        "ingested": [e["idempotencyKey"] for e in batch],
-        "duplicates": [],
-    }
-    assert _gql(base, key, INGEST, {"events": batch})["ingestEvents"]["duplicates"] == [
-        e["idempotencyKey"] for e in batch
-    ]  # type: ignore[index]
-    draft = _gql(base, key, GENERATE, {"id": subscription["createSubscription"]["id"]})["generateInvoice"]  # type: ignore[index]
-    assert (draft["status"], draft["currency"], draft["subtotal"], draft["total"]) == ("DRAFT", "NGN", "12", "12.00")  # type: ignore[index]
-    assert [(li["quantity"], li["amount"]) for li in draft["lineItems"]] == [("6", "12")]  # type: ignore[index]
+    assert done.returncode == 0, done.stderr
+    scopes = next(line for line in done.stdout.splitlines() if line.startswith("mode:")).split("scopes:")[1]
+    assert sorted(scope.strip() for scope in scopes.split(",")) == ["ingest", "read", "write"]
+
+
+def _one_line_failure(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert 1 <= len(lines) <= 2, done.stderr
+    return done.stderr
+
+
+def test_migrate_against_an_unreachable_database_is_one_line() -> None:
+    env = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"}
+    done = subprocess.run([*KOBO, "migrate"], env=env, capture_output=True, text=True, timeout=60)
+    stderr = _one_line_failure(done)
+    assert "127.0.0.1:1" in stderr and "DATABASE_URL" in stderr
+
+
+def test_serve_on_a_port_in_use_is_one_line_before_anything_opens(tmp_path: Path) -> None:
+    # given a port something else listens on, and a data dir no store was ever opened in
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {**os.environ, "KOBO_DATA_DIR": str(tmp_path / "untouched"), "DATABASE_URL": ""}
+        done = subprocess.run(
+            [*KOBO, "serve", "--port", str(port)], env=env, capture_output=True, text=True, timeout=60
+        )
+    stderr = _one_line_failure(done)
+    assert f"127.0.0.1:{port}" in stderr and "--port" in stderr
+    assert not (tmp_path / "untouched").exists()  # checked before migrating: nothing was created
