@@ -227,6 +227,7 @@ async def test_create_checks_its_input_and_alerts_can_be_listed_and_deleted(
     assert (nobody.value.code, nobody.value.errors[0]["extensions"]["field"]) == ("NOT_FOUND", "input.customerId")
 
     first = await create(api, metric_id, "1.5", customer_id)
+    clock.advance(timedelta(seconds=1))  # the list is in (createdAt, id) order: an instant apart, not a tie
     second = await create(api, metric_id, "10")
     assert [row["id"] for row in (await api.call(LIST))["usageAlerts"]] == [first["id"], second["id"]]
     assert first["threshold"] == "1.5"
