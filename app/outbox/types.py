@@ -9,7 +9,9 @@ from app.outbox.models import OutboxEvent
 from app.tenancy import encode_cursor
 
 
-@strawberry.type(name="OutboxEvent", description="A transition recorded for webhook delivery, in commit order.")
+@strawberry.type(
+    name="OutboxEvent", description="A transition recorded for webhooks and polling, in the order its change ran."
+)
 class OutboxEventType:
     id: strawberry.ID = strawberry.field(description="The event's id; a webhook body's `id`.")
     cursor: str = strawberry.field(description="Opaque; pass it as outboxEvents(after:) to read the events after it.")
