@@ -1,5 +1,6 @@
 """Every ORM model, imported in one place so that Alembic and the metadata see the whole schema."""
 
+from app.alerts.models import UsageAlert, UsageAlertFiring
 from app.customers.models import Customer
 from app.db import Base
 from app.invoices.models import Invoice, InvoiceSequence, LineItem
@@ -35,4 +36,6 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "UsageAlert",
+    "UsageAlertFiring",
 ]

@@ -36,6 +36,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.sql import literal
 
+from app.alerts.checks import check_alerts
 from app.billing.cycle import check_late_usage, close_periods
 from app.billing.invoicing import LATE_MARGIN_DAYS
 from app.db import open_db
@@ -121,6 +122,9 @@ async def run_once(runtime: Runtime, *, batch_size: int = BATCH_SIZE) -> int:
             break
     await _end_trials(runtime)
     await _check_ended(runtime, batch_size)
+    # Last, so that usage alerts see periods as they stand after this pass moved them on; how late an alert can
+    # fire is therefore bounded by one worker interval (see app/alerts/checks.py).
+    await check_alerts(runtime)
     return closed
 
 

@@ -11,6 +11,7 @@ from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxToke
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from app.alerts.schema import AlertMutation, AlertQuery
 from app.billing.schema import BillingMutation
 from app.customers.schema import CustomerMutation, CustomerQuery
 from app.graphql import coerced
@@ -38,6 +39,7 @@ Query = merge_types(
         UsageQuery,
         OutboxQuery,
         WebhookQuery,
+        AlertQuery,
     ),
 )
 Mutation = merge_types(
@@ -52,6 +54,7 @@ Mutation = merge_types(
         InvoiceMutation,
         BillingMutation,
         WebhookMutation,
+        AlertMutation,
     ),
 )
 

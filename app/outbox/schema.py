@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.types import Info
 
 from app.errors import InvalidInput
 from app.graphql.context import reader
-from app.outbox.service import OutboxRepository
+from app.outbox.service import list_events
 from app.outbox.types import OutboxEventType
 
 MAX_PAGE = 500
@@ -15,9 +15,19 @@ MAX_PAGE = 500
 
 @strawberry.type
 class OutboxQuery:
-    @strawberry.field(description="The most recent transitions recorded for webhooks, newest first.")
-    async def outbox_events(self, info: Info[Any, Any], first: int = 50) -> list[OutboxEventType]:
+    @strawberry.field(
+        description="Transitions recorded for webhooks: the most recent, newest first; with `after`, the ones "
+        "recorded after that event's cursor, oldest first (poll with the last one's cursor)."
+    )
+    async def outbox_events(
+        self,
+        info: Info[Any, Any],
+        first: Annotated[int, strawberry.argument(description=f"How many, 1 to {MAX_PAGE}.")] = 50,
+        after: Annotated[
+            str | None, strawberry.argument(description="An OutboxEvent.cursor: list only the events after it.")
+        ] = None,
+        type: Annotated[str | None, strawberry.argument(description="Only events of this type.")] = None,
+    ) -> list[OutboxEventType]:
         if not 1 <= first <= MAX_PAGE:
             raise InvalidInput(f"first must be between 1 and {MAX_PAGE}.", field="first")
-        ctx = reader(info)
-        return [OutboxEventType.from_model(row) for row in await OutboxRepository(ctx.db, ctx.scope).recent(first)]
+        return [OutboxEventType.from_model(row) for row in await list_events(reader(info), first, after, type)]

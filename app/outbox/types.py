@@ -6,15 +6,19 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.outbox.models import OutboxEvent
+from app.tenancy import encode_cursor
 
 
-@strawberry.type(name="OutboxEvent", description="A transition recorded for webhook delivery, in commit order.")
+@strawberry.type(
+    name="OutboxEvent", description="A transition recorded for webhooks and polling, in the order its change ran."
+)
 class OutboxEventType:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The event's id; a webhook body's `id`.")
+    cursor: str = strawberry.field(description="Opaque; pass it as outboxEvents(after:) to read the events after it.")
     type: str = strawberry.field(description="e.g. subscription.paused, invoice.finalized.")
     object_id: strawberry.ID = strawberry.field(description="The subscription or invoice it is about.")
-    payload: JSON
-    created_at: datetime
+    payload: JSON = strawberry.field(description="What changed; a webhook body's `data`.")
+    created_at: datetime = strawberry.field(description="When it was recorded.")
     delivered_at: datetime | None = strawberry.field(
         description="When it was handed to webhook delivery (one delivery per endpoint wanting it); null until then."
     )
@@ -23,6 +27,7 @@ class OutboxEventType:
     def from_model(cls, row: OutboxEvent) -> OutboxEventType:
         return cls(
             id=strawberry.ID(str(row.id)),
+            cursor=encode_cursor(row),
             type=row.type,
             object_id=strawberry.ID(str(row.object_id)),
             payload=row.payload,

@@ -8,6 +8,10 @@ commits, so no transaction is open during the HTTP call and no other worker send
 flight. After the POST the result is recorded: 2xx is DELIVERED; anything else is retried after 30 s, 5 min, 30 min,
 2 h and 8 h, then FAILED. A worker that dies mid-send leaves the lease to expire, and the delivery is sent again:
 delivery is at least once, with the outbox event's id on every attempt so receivers can de-duplicate.
+
+An endpoint that has answered nothing but failures for 24 hours (``FAILING_FOR``) is disabled automatically, with a
+``webhook_endpoint.disabled`` outbox event: a receiver gone for a day only piles up retries, and disabling keeps its
+pending deliveries waiting (``enableWebhookEndpoint`` sends them) instead of burning their retry schedule.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from app.db import open_db
 from app.outbox.models import OutboxEvent
+from app.outbox.service import record as record_event
 from app.runtime import Runtime
+from app.services import ServiceContext
+from app.tenancy import Mode, Scope
 from app.usage import jsonenc
 from app.webhooks.models import EXCERPT_BYTES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.service import DELIVERED, FAILED, PENDING
@@ -48,6 +55,9 @@ FAN_OUT_BATCH = 1000
 CLAIM_BATCH = 100
 CONCURRENCY = 20  # POSTs in flight per pass: one slow receiver must not hold up the others' deliveries
 ERROR_LENGTH = 500
+# Failing without a single 2xx for this long disables an endpoint: a day covers an outage over a night or a weekend
+# morning, and the last retry of an event (after 8 h) lands well inside it.
+FAILING_FOR = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +264,50 @@ async def record(runtime: Runtime, job: Job, outcome: Outcome) -> None:
         else:
             delivery.status = FAILED
             delivery.next_attempt_at = None
+        await _disable_if_failing(runtime, db, delivery.endpoint_id, now)
+
+
+def _ok(column: Any) -> Any:
+    return (column >= 200) & (column < 300)
+
+
+async def _disable_if_failing(runtime: Runtime, db: Any, endpoint_id: uuid.UUID, now: datetime) -> None:
+    """Disable the endpoint when every attempt since its last 2xx (or ever) failed and the first of them is at least
+    ``FAILING_FOR`` old; the conditional UPDATE makes the outbox event happen once, whoever records at the same time.
+    """
+    attempts = (
+        select(WebhookAttempt.created_at, WebhookAttempt.status_code)
+        .join(WebhookDelivery, WebhookDelivery.id == WebhookAttempt.delivery_id)
+        .where(WebhookDelivery.endpoint_id == endpoint_id)
+        .subquery()
+    )
+    last_ok = await db.scalar(select(func.max(attempts.c.created_at)).where(_ok(attempts.c.status_code)))
+    first_failure = select(func.min(attempts.c.created_at)).where(
+        or_(attempts.c.status_code.is_(None), ~_ok(attempts.c.status_code))
+    )
+    if last_ok is not None:
+        first_failure = first_failure.where(attempts.c.created_at > last_ok)
+    since = await db.scalar(first_failure)
+    if since is None or now - since < FAILING_FOR:
+        return
+    disabled = await db.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.enabled.is_(True))
+        .values(enabled=False)
+        .returning(WebhookEndpoint.org_id, WebhookEndpoint.mode, WebhookEndpoint.url)
+    )
+    row = disabled.first()
+    if row is None:
+        return
+    org_id, mode, url = row
+    ctx = ServiceContext(db=db, scope=Scope(org_id, Mode(mode)), events=runtime.events, clock=runtime.clock)
+    record_event(
+        ctx,
+        "webhook_endpoint.disabled",
+        endpoint_id,
+        {"endpointId": str(endpoint_id), "url": url, "failingSince": since.isoformat(), "reason": "failing for 24 h"},
+    )
+    log.warning("disabled webhook endpoint %s (org %s mode %s): failing since %s", endpoint_id, org_id, mode, since)
 
 
 async def deliver_once(runtime: Runtime, *, timeout_seconds: float = TIMEOUT_SECONDS) -> int:
