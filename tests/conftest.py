@@ -83,10 +83,27 @@ def _stop_postmasters(root: Path) -> None:
             time.sleep(0.1)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Temporary paths of this run's own (unless --basetemp is given): pytest's shared root under /tmp is reset to
+    mode 0700 by any other pytest run on the machine, which cuts off the embedded PostgreSQL servers that tests
+    start (they run as their own user)."""
+    if config.option.basetemp is None:
+        private = Path(tempfile.mkdtemp(prefix="kobo-pytest-"))
+        private.chmod(0o755)
+        config.option.basetemp = str(private)
+        config.stash[_PRIVATE_BASETEMP] = private
+
+
+_PRIVATE_BASETEMP = pytest.StashKey[Path]()
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _no_server_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _no_server_left_behind(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     _stop_postmasters(tmp_path_factory.getbasetemp())
+    private = request.config.stash.get(_PRIVATE_BASETEMP, None)
+    if private is not None:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

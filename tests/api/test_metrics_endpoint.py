@@ -51,4 +51,3 @@ async def test_ingest_finalize_and_rejection_move_the_counters(api: Api, http: h
     graphql_count = ("kobo_http_request_duration_seconds_count", (("method", "POST"), ("route", "/graphql")))
     assert after[graphql_count] - before.get(graphql_count, 0) >= 5
     assert ("kobo_store_errors_total", (("edge", "rest"),)) in after
-
