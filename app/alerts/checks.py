@@ -27,17 +27,15 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 
-from app.alerts.models import UsageAlert, UsageAlertFiring
+from app.alerts.models import UsageAlert
+from app.alerts.repository import UsageAlertFiringRepository, UsageAlertRepository
 from app.db import open_db
 from app.metrics.repository import MetricRepository
 from app.money import format_decimal
 from app.outbox.service import record
-from app.plans.models import Price
 from app.runtime import Runtime
 from app.services import ServiceContext
-from app.subscriptions.models import Subscription
 from app.subscriptions.service import LIVE
 from app.tenancy import Mode, Scope
 from app.usage.specs import metric_spec
@@ -74,17 +72,15 @@ async def check_alerts(runtime: Runtime) -> int:
 
 async def check_scope(ctx: ServiceContext) -> int:
     """One organization and mode's alerts, in the caller's transaction."""
-    alerts = list(
-        await ctx.db.scalars(
-            select(UsageAlert)
-            .where(UsageAlert.org_id == ctx.scope.org_id, UsageAlert.mode == ctx.scope.mode.value)
-            .order_by(UsageAlert.created_at, UsageAlert.id)
-        )
-    )
+    repository = UsageAlertRepository(ctx.db, ctx.scope)
+    alerts = await repository.all()
     if not alerts:
         return 0
-    periods = await _periods(ctx, {alert.metric_id for alert in alerts})
-    fired_before = await _fired(ctx, [alert.id for alert in alerts], {period.start for period in periods})
+    live = [status.value for status in LIVE]
+    periods = [Period(*row) for row in await repository.priced_periods({alert.metric_id for alert in alerts}, live)]
+    fired_before = await UsageAlertFiringRepository(ctx.db, ctx.scope).fired(
+        [alert.id for alert in alerts], {period.start for period in periods}
+    )
     # (alert, period) pairs still to decide, grouped by metric so that each metric is measured once
     pending: dict[uuid.UUID, list[tuple[UsageAlert, Period]]] = defaultdict(list)
     for alert in alerts:
@@ -122,61 +118,10 @@ async def check_scope(ctx: ServiceContext) -> int:
     return fired
 
 
-async def _periods(ctx: ServiceContext, metric_ids: set[uuid.UUID]) -> list[Period]:
-    """The current period of every live subscription whose plan prices one of ``metric_ids``, once per metric."""
-    statement = (
-        select(
-            Subscription.customer_id,
-            Price.metric_id,
-            Subscription.current_period_start,
-            Subscription.current_period_end,
-        )
-        .join(Price, Price.plan_id == Subscription.plan_id)
-        .where(
-            Subscription.org_id == ctx.scope.org_id,
-            Subscription.mode == ctx.scope.mode.value,
-            Subscription.status.in_([status.value for status in LIVE]),
-            Price.metric_id.in_(metric_ids),
-        )
-        .distinct()
-    )
-    return [Period(*row) for row in (await ctx.db.execute(statement)).all()]
-
-
-async def _fired(
-    ctx: ServiceContext, alert_ids: list[uuid.UUID], starts: set[datetime]
-) -> set[tuple[uuid.UUID, uuid.UUID, datetime]]:
-    """The (alert, customer, period start) firings already recorded for these periods."""
-    if not starts:
-        return set()
-    statement = select(UsageAlertFiring.alert_id, UsageAlertFiring.customer_id, UsageAlertFiring.period_start).where(
-        UsageAlertFiring.org_id == ctx.scope.org_id,
-        UsageAlertFiring.mode == ctx.scope.mode.value,
-        UsageAlertFiring.alert_id.in_(alert_ids),
-        UsageAlertFiring.period_start.in_(starts),
-    )
-    return {(alert_id, customer_id, start) for alert_id, customer_id, start in (await ctx.db.execute(statement)).all()}
-
-
 async def _fire(ctx: ServiceContext, alert: UsageAlert, period: Period, value: Decimal) -> bool:
     """Record the firing and its ``alert.triggered`` event, unless this (alert, customer, period) already fired."""
-    won = await ctx.db.scalar(
-        insert(UsageAlertFiring)
-        .values(
-            id=uuid.uuid4(),
-            org_id=ctx.scope.org_id,
-            mode=ctx.scope.mode.value,
-            created_at=ctx.clock.now(),
-            alert_id=alert.id,
-            customer_id=period.customer_id,
-            period_start=period.start,
-            period_end=period.end,
-            value=value,
-        )
-        .on_conflict_do_nothing(index_elements=["alert_id", "customer_id", "period_start"])
-        .returning(UsageAlertFiring.id)
-    )
-    if won is None:
+    firings = UsageAlertFiringRepository(ctx.db, ctx.scope)
+    if not await firings.claim(alert.id, period.customer_id, period.start, period.end, value, ctx.clock.now()):
         return False
     record(
         ctx,
