@@ -19,16 +19,24 @@ from app.services import ServiceContext
 from app.subscriptions.history import timelines
 from app.subscriptions.models import Subscription
 from app.subscriptions.repository import PauseRepository, PhaseRepository
-from app.subscriptions.service import SubscriptionStatus, get_subscription, illegal, payload, switch_plan
+from app.subscriptions.service import (
+    SubscriptionStatus,
+    get_subscription,
+    illegal,
+    payload,
+    schedule_cancel,
+    switch_plan,
+)
 
 
 async def close_periods(ctx: ServiceContext, subscriptions: Sequence[Subscription]) -> None:
     """Finalize each subscription's current period (one grouped computation for all) and move it on."""
-    await close_period(ctx, subscriptions)
+    just_finalized = {invoice.subscription_id for invoice in await close_period(ctx, subscriptions)}
     ended = []
     for subscription in subscriptions:
         await roll_over(ctx, subscription)
-        if subscription.status == SubscriptionStatus.CANCELED:
+        # only a period finalized earlier can owe anything more; one finalized just now holds everything
+        if subscription.status == SubscriptionStatus.CANCELED and subscription.id not in just_finalized:
             ended.append(subscription)
         # Closing the period is the success that ends a run of failures, whatever the next period brings.
         subscription.billing_failures = 0
@@ -64,6 +72,13 @@ async def _end(ctx: ServiceContext, subscription: Subscription, at: datetime) ->
     subscription.late_checked_at = ctx.clock.now()
     await PhaseRepository(ctx.db, ctx.scope).close_open(subscription.id, at)
     await PauseRepository(ctx.db, ctx.scope).close_open(subscription.id, at)
+
+
+async def cancel(ctx: ServiceContext, subscription_id: str, *, at_period_end: bool) -> Subscription:
+    """``cancelSubscription``: at period end is only a flag the worker honours; now ends the billing at once."""
+    if at_period_end:
+        return await schedule_cancel(ctx, subscription_id)
+    return await cancel_now(ctx, subscription_id)
 
 
 async def cancel_now(ctx: ServiceContext, subscription_id: str) -> Subscription:

@@ -32,6 +32,7 @@ from app.subscriptions.history import timelines
 from app.subscriptions.models import Subscription
 from app.subscriptions.periods import Period
 from app.subscriptions.repository import SubscriptionRepository
+from app.subscriptions.service import SubscriptionStatus
 from app.subscriptions.timeline import Timeline
 
 NUMBER_FORMAT = "INV-{:06d}"
@@ -276,7 +277,9 @@ async def preview(ctx: ServiceContext, subscription: Subscription) -> Preview | 
     current = await InvoiceRepository(ctx.db, ctx.scope).live_for_period(
         subscription.id, period.start, for_update=False
     )
-    open_period = subscription.status != "CANCELED" and (current is None or current.status == InvoiceStatus.DRAFT)
+    open_period = subscription.status != SubscriptionStatus.CANCELED and (
+        current is None or current.status == InvoiceStatus.DRAFT
+    )
     if open_period:
         target = Target("preview", subscription, period, period.start)
     else:

@@ -11,7 +11,6 @@ from strawberry.types import Info
 from app.billing import cycle, invoicing
 from app.graphql.context import mutation
 from app.invoices.types import InvoiceType
-from app.subscriptions import service
 from app.subscriptions.types import SubscriptionType
 
 
@@ -41,8 +40,5 @@ class BillingMutation:
         self, info: Info[Any, Any], id: strawberry.ID, at_period_end: bool | None = False
     ) -> SubscriptionType:
         async with mutation(info) as ctx:
-            if at_period_end:
-                subscription = await service.schedule_cancel(ctx, id)
-            else:
-                subscription = await cycle.cancel_now(ctx, id)
+            subscription = await cycle.cancel(ctx, id, at_period_end=bool(at_period_end))
         return SubscriptionType.from_model(subscription)

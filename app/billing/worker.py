@@ -117,7 +117,7 @@ async def run_once(runtime: Runtime, *, batch_size: int = BATCH_SIZE) -> int:
                 by_scope[Scope(subscription.org_id, Mode(subscription.mode))].append(subscription)
             for scope, subscriptions in by_scope.items():
                 ctx = ServiceContext(db=db, scope=scope, events=runtime.events, clock=runtime.clock)
-                closed += await close_isolated(ctx, subscriptions)
+                closed += await isolated(ctx, subscriptions, close_periods)
         if not due:  # a subscription several periods behind is due again at once: loop until none is
             break
     await _end_trials(runtime)
@@ -129,11 +129,6 @@ async def run_once(runtime: Runtime, *, batch_size: int = BATCH_SIZE) -> int:
 
 
 Action = Callable[[ServiceContext, Sequence[Subscription]], Awaitable[object]]
-
-
-async def close_isolated(ctx: ServiceContext, subscriptions: Sequence[Subscription]) -> int:
-    """Close one scope's due periods, isolating failures; returns how many closed."""
-    return await isolated(ctx, subscriptions, close_periods)
 
 
 async def isolated(ctx: ServiceContext, subscriptions: Sequence[Subscription], action: Action) -> int:
