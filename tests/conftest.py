@@ -7,6 +7,7 @@ a scratch database is created on that server and dropped at the end; with CLICKH
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -114,6 +115,8 @@ def store_dir() -> Iterator[Path]:
     path.chmod(0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
+    # chDB's in-process engine may still write its store until the interpreter exits: remove what it leaves then
+    atexit.register(shutil.rmtree, path, True)
 
 
 @pytest.fixture(scope="session")
