@@ -17,6 +17,7 @@ from app.customers.schema import CustomerMutation, CustomerQuery
 from app.graphql import coerced
 from app.graphql.errors import ApiErrors, CloseSession
 from app.graphql.scalars import SCALAR_MAP
+from app.graphql.scopes import ScopeCheck
 from app.graphql.validated import ValidatedDocuments
 from app.invoices.schema import InvoiceMutation, InvoiceQuery
 from app.metrics.schema import MetricMutation, MetricQuery
@@ -73,6 +74,7 @@ schema = strawberry.Schema(
         lambda: AddValidationRules(_LIMITS),
         lambda: MaxTokensLimiter(max_token_count=20_000),
         ValidatedDocuments,
+        ScopeCheck,
     ],
 )
 coerced.install(schema)  # ingestEvents takes graphql-core's coerced events: see app/graphql/coerced.py
