@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
+from app import logs
 from app.config import Settings, load_settings
 
 
@@ -75,12 +75,23 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     taken = _port_in_use(host, port)
     if taken is not None:
         raise ExpectedFailure(f"{taken}. Stop what holds it, or choose another with --port.")
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_format, settings.log_level)
     print(
         f"kobo: data dir {settings.data_dir}" if not settings.database_url else "kobo: using DATABASE_URL", flush=True
     )
     print(f"kobo: GraphQL on http://{host}:{port}/graphql", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level, lifespan="on")
+    # Kobo's handler formats uvicorn's lines too (log_config=None); RequestLog writes the access lines, with more
+    # in them; and no `server: uvicorn` banner tells a scanner what to try.
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+    )
     return 0
 
 
@@ -123,7 +134,7 @@ async def _worker(settings: Settings, once: bool) -> int:
     from app.webhooks.delivery import deliver_once
     from app.webhooks.delivery import run_forever as deliver_forever
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_format, settings.log_level)
     runtime = await open_runtime(settings)
     try:
         if once:

@@ -22,6 +22,9 @@ class Settings:
     worker_interval_seconds: float = 30.0
     # Webhooks are awaited by someone: a pass every few seconds, apart from the billing worker's interval.
     webhook_interval_seconds: float = 5.0
+    log_format: str = "json"  # one JSON object per line; "text" for a person at a terminal
+    introspection: str = "test"  # who may introspect the schema: "test" (test-mode keys), "on", "off"
+    hsts_seconds: int | None = None  # Strict-Transport-Security max-age; only when every client uses HTTPS
 
     @property
     def embedded_postgres_dir(self) -> Path:
@@ -43,4 +46,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         worker_in_serve=env.get("KOBO_WORKER", "1").lower() not in {"0", "false", "no", "off"},
         worker_interval_seconds=float(env.get("KOBO_WORKER_INTERVAL", "30")),
         webhook_interval_seconds=float(env.get("KOBO_WEBHOOK_INTERVAL", "5")),
+        log_format="text" if env.get("KOBO_LOG_FORMAT", "").lower() == "text" else "json",
+        introspection=env.get("KOBO_INTROSPECTION", "test").lower(),
+        hsts_seconds=int(env["KOBO_HSTS_SECONDS"]) if env.get("KOBO_HSTS_SECONDS") else None,
     )

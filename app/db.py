@@ -91,6 +91,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         "pool_size": 10,
         "max_overflow": 20,
         "pool_pre_ping": True,
+        # A statement's values are customers' data (emails, phones): never in an error's text, nor in a log.
+        "hide_parameters": True,
         # JSON columns keep decimal numbers exact both ways.
         "json_serializer": jsonenc.dumps,
         "json_deserializer": lambda text: json.loads(text, parse_float=Decimal),

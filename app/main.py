@@ -23,7 +23,11 @@ from app import telemetry
 from app.auth import bearer_token
 from app.config import Settings, load_settings
 from app.graphql.context import build_context
+from app.graphql.introspection import Introspection
 from app.graphql.schema import schema
+from app.http import headers
+from app.http.headers import SecurityHeaders
+from app.http.requests import RequestLog
 from app.runtime import Runtime, open_runtime
 from app.usage import jsonenc, rest
 
@@ -39,9 +43,10 @@ def unauthenticated(message: str) -> JSONResponse:
 class KoboGraphQL(GraphQL):  # type: ignore[type-arg]
     """Strawberry's ASGI view with Kobo's auth in front and exact JSON numbers."""
 
-    def __init__(self, runtime_of: Any) -> None:
+    def __init__(self, runtime_of: Any, introspection: Introspection = Introspection.TEST) -> None:
         super().__init__(schema, graphql_ide="graphiql")
         self.runtime_of = runtime_of
+        self.introspection = introspection
 
     def decode_json(self, data: str | bytes) -> object:
         return json.loads(data, parse_float=Decimal)
@@ -50,7 +55,8 @@ class KoboGraphQL(GraphQL):  # type: ignore[type-arg]
         return jsonenc.dumps(data)
 
     async def get_context(self, request: Any, response: Any) -> Any:
-        return build_context(request, response, self.runtime_of(request), request.state.principal)
+        principal = request.state.principal
+        return build_context(request, response, self.runtime_of(request), principal, self.introspection)
 
 
 async def authenticate(request: Request, runtime: Runtime) -> JSONResponse | None:
@@ -98,14 +104,20 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 await worker
             await app.state.runtime.close()
 
-    graphql_app = KoboGraphQL(lambda request: request.app.state.runtime)
-    app = Starlette(routes=[], lifespan=lifespan, middleware=[Middleware(telemetry.RequestTimer)])
+    config = settings or load_settings()
+    graphql_app = KoboGraphQL(lambda request: request.app.state.runtime, Introspection(config.introspection))
+    middleware = [
+        Middleware(SecurityHeaders, config.hsts_seconds),
+        Middleware(RequestLog),
+        Middleware(telemetry.RequestTimer),
+    ]
+    app = Starlette(routes=[], lifespan=lifespan, middleware=middleware)
     if runtime is not None:  # usable without running the lifespan (in-process test transports)
         app.state.runtime = runtime
 
     async def graphql(request: Request) -> Response:
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
-            return await graphql_app.render_graphql_ide(request)  # the playground itself needs no key
+            return headers.for_playground(await graphql_app.render_graphql_ide(request))  # it needs no key
         failure = await authenticate(request, request.app.state.runtime)
         if failure is not None:
             return failure

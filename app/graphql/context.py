@@ -9,9 +9,11 @@ from typing import Any
 
 from strawberry.types import Info
 
+from app import logs
 from app.auth import Principal
 from app.db import Db
 from app.errors import Forbidden
+from app.graphql.introspection import Introspection, allowed
 from app.graphql.loaders import Loaders
 from app.runtime import Runtime
 from app.services import ServiceContext
@@ -26,12 +28,21 @@ class Context:
     db: Db
     services: ServiceContext
     loaders: Loaders
+    introspection: bool = True  # may this request introspect the schema (app/graphql/introspection.py)
 
 
-def build_context(request: Any, response: Any, runtime: Runtime, principal: Principal) -> Context:
+def build_context(
+    request: Any,
+    response: Any,
+    runtime: Runtime,
+    principal: Principal,
+    introspection: Introspection = Introspection.TEST,
+) -> Context:
+    logs.bind_principal(principal)
     db = Db(runtime.sessionmaker())
     services = ServiceContext(db=db, scope=principal.scope, events=runtime.events, clock=runtime.clock)
-    return Context(request, response, runtime, principal, db, services, Loaders(db, principal.scope))
+    loaders = Loaders(db, principal.scope)
+    return Context(request, response, runtime, principal, db, services, loaders, allowed(introspection, principal.mode))
 
 
 def require(info: Info[Context, Any], scope: str) -> Context:

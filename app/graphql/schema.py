@@ -6,7 +6,6 @@ per request, and ``ValidatedDocuments`` (which skips validating a text that pass
 
 from __future__ import annotations
 
-import strawberry
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
@@ -15,7 +14,8 @@ from app.alerts.schema import AlertMutation, AlertQuery
 from app.billing.schema import BillingMutation
 from app.customers.schema import CustomerMutation, CustomerQuery
 from app.graphql import coerced
-from app.graphql.errors import ApiErrors, CloseSession
+from app.graphql.errors import ApiErrors, CloseSession, KoboSchema
+from app.graphql.introspection import IntrospectionPolicy
 from app.graphql.scalars import SCALAR_MAP
 from app.graphql.scopes import ScopeCheck
 from app.graphql.validated import ValidatedDocuments
@@ -64,7 +64,7 @@ _LIMITS = [
     *MaxAliasesLimiter(max_alias_count=30).validation_rules,
 ]
 
-schema = strawberry.Schema(
+schema = KoboSchema(
     query=Query,
     mutation=Mutation,
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
@@ -73,6 +73,7 @@ schema = strawberry.Schema(
         CloseSession,
         lambda: AddValidationRules(_LIMITS),
         lambda: MaxTokensLimiter(max_token_count=20_000),
+        IntrospectionPolicy,
         ValidatedDocuments,
         ScopeCheck,
     ],

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -32,7 +31,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import telemetry
+from app import logs, telemetry
 from app.auth import bearer_token
 from app.errors import InvalidInput, StoreUnavailable
 from app.usage.ingest import MAX_BATCH, IncomingEvent, new_event
@@ -246,6 +245,7 @@ async def ingest_events(request: Request) -> Response:
         principal = await runtime.keys.resolve(token)
         if principal is None:
             raise RestError(401, "UNAUTHENTICATED", "That API key is not valid (unknown, revoked, or malformed).")
+        logs.bind_principal(principal)
         if "ingest" not in principal.scopes:
             raise RestError(403, "FORBIDDEN", "This API key lacks the 'ingest' scope.")
         batch = incoming_events(parse_json(await read_body(request)))
@@ -271,7 +271,7 @@ async def ingest_events(request: Request) -> Response:
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is listening; nothing was read, so nothing was stored
     except Exception:
-        reference = uuid.uuid4().hex[:16]
+        reference = logs.request_id()
         log.exception("ingest: unexpected error (request %s)", reference)
         return error_response(500, "INTERNAL", f"Internal error; reference {reference} when reporting it.")
     return Response(
