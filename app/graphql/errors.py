@@ -94,13 +94,20 @@ class ApiErrors(SchemaExtension):
         yield
         context = self.execution_context
         logs.bind_operation(_operation_name(context.graphql_document, context.operation_name))
-        result = self.execution_context.result
+        # Strawberry usually holds one list of errors in both places: each error is mapped, and logged, once.
+        mapped: dict[int, GraphQLError] = {}
+
+        def api_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
+            for error in errors:
+                if id(error) not in mapped:
+                    mapped[id(error)] = to_api_error(error)
+            return [mapped[id(error)] for error in errors]
+
+        result = context.result
         if result is not None and getattr(result, "errors", None):
-            result.errors = [to_api_error(error) for error in result.errors]
-        if self.execution_context.pre_execution_errors:
-            self.execution_context.pre_execution_errors = [
-                to_api_error(error) for error in self.execution_context.pre_execution_errors
-            ]
+            result.errors = api_errors(result.errors)
+        if context.pre_execution_errors:
+            context.pre_execution_errors = api_errors(context.pre_execution_errors)
 
 
 class CloseSession(SchemaExtension):

@@ -37,8 +37,10 @@ def served(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
     if os.environ.get("DATABASE_URL"):
         env["DATABASE_URL"] = database_url  # the suite's scratch database on that server
     port = _free_port()
+    # its output goes to a file, not a pipe: a pipe nobody reads would block the server once its logs fill it
+    output_file = (data_dir / "serve.log").open("w")
     process = subprocess.Popen(
-        [*KOBO, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*KOBO, "serve", "--port", str(port)], env=env, stdout=output_file, stderr=subprocess.STDOUT
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -50,13 +52,13 @@ def served(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
             except httpx.HTTPError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read() if process.stdout else ""
-                pytest.fail(f"kobo serve did not become healthy:\n{output}")
+                pytest.fail(f"kobo serve did not become healthy:\n{(data_dir / 'serve.log').read_text()}")
             time.sleep(0.2)
         yield base, env
     finally:
         process.terminate()
         process.wait(timeout=30)
+        output_file.close()
 
 
 def _create_key(env: dict[str, str], mode: str) -> str:
@@ -77,6 +79,37 @@ def _gql(base: str, key: str, query: str, variables: dict[str, object] | None = 
     body = response.json()
     assert response.status_code == 200 and "errors" not in body, body
     return body["data"]  # type: ignore[no-any-return]
+
+
+def test_serve_sends_security_headers_no_banner_and_logs_json_lines(served: tuple[str, dict[str, str]]) -> None:
+    # given the server, when a client sends a request that fails (a customer that does not exist)
+    base, env = served
+    key = _create_key(env, "test")
+    response = httpx.post(
+        f"{base}/graphql",
+        json={"query": '{ customer(id: "00000000-0000-0000-0000-000000000000") { id } }'},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+
+    # then the answer names no server, carries the security headers and its request id
+    assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert "server" not in response.headers
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    request_id = response.headers["x-request-id"]
+
+    # and the log is JSON lines: that request's line says who, what and how it ended; the key is nowhere
+    log_text = (Path(env["KOBO_DATA_DIR"]) / "serve.log").read_text()
+    deadline = time.monotonic() + 10
+    while request_id not in log_text and time.monotonic() < deadline:
+        time.sleep(0.1)
+        log_text = (Path(env["KOBO_DATA_DIR"]) / "serve.log").read_text()
+    lines = [json.loads(line) for line in log_text.splitlines() if line.startswith("{")]
+    (done,) = [line for line in lines if line.get("request_id") == request_id and line["message"] == "request"]
+    assert done["status"] == 200 and done["codes"] == "NOT_FOUND" and done["operation"] == "customer"
+    assert done["org_id"] and done["key_id"] and done["mode"] == "test"
+    assert key not in log_text
 
 
 def test_keys_create_prints_the_key_last_while_serve_runs(served: tuple[str, dict[str, str]]) -> None:
