@@ -94,10 +94,10 @@ def record_code(code: str) -> None:
 
 def clip(value: object, limit: int = MAX_VALUE) -> str:
     """``value`` as text of at most about ``limit`` characters, keys and webhook secrets masked."""
-    text = str(value)
+    text = _SECRETS.sub(r"\1…", str(value))  # before clipping: a clipped key must not leave a prefix of itself
     if len(text) > limit:
         text = f"{text[:limit]}… ({len(text)} characters)"
-    return _SECRETS.sub(r"\1…", text)
+    return text
 
 
 def describe(exc: BaseException) -> str:
