@@ -104,8 +104,9 @@ class ApiErrors(SchemaExtension):
             return [mapped[id(error)] for error in errors]
 
         result = context.result
-        if result is not None and getattr(result, "errors", None):
-            result.errors = api_errors(result.errors)
+        errors = getattr(result, "errors", None)
+        if result is not None and errors:
+            result.errors = api_errors(errors)
         if context.pre_execution_errors:
             context.pre_execution_errors = api_errors(context.pre_execution_errors)
 

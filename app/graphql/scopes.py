@@ -24,7 +24,6 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     GraphQLNamedType,
-    GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
@@ -128,8 +127,12 @@ def _receipt_error(schema: GraphQLSchema, fragments: Fragments, mutation: FieldN
                     f"This API key lacks the 'read' scope, so {name} may return only ids and status fields, not"
                     f" {owner.name}.{field}. Select `id` (or use a key with the 'read' scope).",
                 )
-            if node.selection_set is not None and isinstance(owner, GraphQLObjectType) and field in owner.fields:
-                pending.append((node.selection_set, get_named_type(owner.fields[field].type)))
+            if node.selection_set is not None:
+                # every allowed object field is walked; one whose type cannot be told is refused, not skipped
+                definition = getattr(owner, "fields", {}).get(field)
+                if definition is None:
+                    return _forbidden(node, f"This API key lacks the 'read' scope, which {field} needs.")
+                pending.append((node.selection_set, get_named_type(definition.type)))
     return None
 
 
