@@ -79,6 +79,8 @@ class SecurityHeaders:
                 for name, value in self.headers.items():
                     headers[name] = value
                 headers.setdefault("content-security-policy", API_POLICY)
+                # answers hold customers' data: no browser or proxy keeps a copy (a route may say otherwise)
+                headers.setdefault("cache-control", "no-store")
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -36,6 +36,7 @@ async def test_every_response_carries_the_headers(http: httpx.AsyncClient, metho
     assert response.headers["content-security-policy"].startswith("default-src 'none';")
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert re.fullmatch(r"[0-9a-f]{16}", response.headers["x-request-id"])
+    assert response.headers["cache-control"] == "no-store"
     assert "strict-transport-security" not in response.headers
 
 
