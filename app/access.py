@@ -2,10 +2,12 @@
 key's GraphQL request budget. Both `/graphql` and `POST /v1/events` admit requests here; each answers a refusal in
 its own error shape (GraphQL's `errors[].extensions.code`, REST's `{"error": {"code"}}`).
 
-The address budget is checked before the key is even hashed, so a client sending random keys costs one database
-lookup per token it has left (app/config.py `bad_keys`), and a repeated bad key none (the resolver's negative
-cache). The address is the connection's peer, or what uvicorn's proxy headers say it is (trusted from 127.0.0.1
-by default: put a proxy on the same host, or set FORWARDED_ALLOW_IPS).
+Every failed authentication spends a token of the client address's budget, and the budget is checked before a key
+costs a database lookup, so a client sending random keys costs one lookup per token it has (app/config.py
+`bad_keys`) and a repeated bad key none (the resolver's negative cache). A key the process already knows is admitted
+whatever its address did, so clients behind one NAT are not locked out by a neighbour's bad key. The address is the
+connection's peer, or what uvicorn's proxy headers say it is (trusted from 127.0.0.1 by default: put a proxy on the
+same host, or set FORWARDED_ALLOW_IPS).
 """
 
 from __future__ import annotations
@@ -54,23 +56,31 @@ class Refusal(Exception):
         return extensions
 
 
-def _unauthenticated(message: str) -> Refusal:
-    return Refusal(401, "UNAUTHENTICATED", message, {"WWW-Authenticate": "Bearer"})
-
-
 async def admit(request: Request, runtime: Runtime, *, graphql: bool) -> Principal:
-    """The caller's principal, or a Refusal; a GraphQL request also spends one unit of the key's request budget."""
+    """The caller's principal, or a Refusal; a GraphQL request also spends one unit of the key's request budget.
+
+    A valid key the process already knows is admitted whatever its address did; the address's budget is checked
+    before a key costs a database lookup, and spent by every failure.
+    """
     address = request.client.host if request.client else "unknown"
     limits = runtime.limits
-    wait = limits.bad_keys.wait(address)
-    if wait is not None:
-        raise Refusal.rate_limited("Too many requests with a missing or invalid API key from this address.", wait)
+
+    def check_address() -> None:
+        wait = limits.bad_keys.wait(address)
+        if wait is not None:
+            raise Refusal.rate_limited("Too many requests with a missing or invalid API key from this address.", wait)
+
+    def failed(message: str) -> Refusal:
+        wait = limits.bad_keys.take(address)
+        if wait is not None:
+            return Refusal.rate_limited("Too many requests with a missing or invalid API key from this address.", wait)
+        return Refusal(401, "UNAUTHENTICATED", message, {"WWW-Authenticate": "Bearer"})
+
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
-        limits.bad_keys.take(address)
-        raise _unauthenticated("Send your API key as `Authorization: Bearer mk_test_…` (or mk_live_…).")
+        raise failed("Send your API key as `Authorization: Bearer mk_test_…` (or mk_live_…).")
     try:
-        principal = await runtime.keys.resolve(token)
+        principal = await runtime.keys.resolve(token, before_lookup=check_address)
     except (SQLAlchemyError, OSError, TimeoutError):
         telemetry.STORE_ERRORS.labels("auth").inc()
         log.warning("API key lookup failed: PostgreSQL is unavailable", exc_info=True)
@@ -82,8 +92,7 @@ async def admit(request: Request, runtime: Runtime, *, graphql: bool) -> Princip
             {"Retry-After": "1"},
         ) from None
     if principal is None:
-        limits.bad_keys.take(address)
-        raise _unauthenticated("That API key is not valid (unknown, revoked, expired, or malformed).")
+        raise failed("That API key is not valid (unknown, revoked, expired, or malformed).")
     if graphql:
         wait = limits.graphql.take(principal.key_id)
         if wait is not None:

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -92,7 +93,9 @@ class KeyResolver:
         self.forget()
         self.trusted = heard and self._caching
 
-    async def resolve(self, key: str) -> Principal | None:
+    async def resolve(self, key: str, before_lookup: Callable[[], None] | None = None) -> Principal | None:
+        """The key's principal, or None. ``before_lookup`` runs only when the database is about to be asked (neither
+        cache knows the key), and may raise to refuse that cost (the failed-key budget of the caller's address)."""
         mode = mode_of(key)
         if mode is None or len(key) > 200:
             return None
@@ -101,6 +104,8 @@ class KeyResolver:
             return None
         known = self._known.get(digest) if self.trusted else None
         if known is None:
+            if before_lookup is not None:
+                before_lookup()
             generation = self._generation
             known = await self._lookup(digest, mode)
             if known is None:

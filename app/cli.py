@@ -178,7 +178,8 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
             created = await create_api_key(
                 db, args.org, Mode(args.mode), args.scope, name=args.name, expires_at=_expiry(args.expires)
             )
-            new_key, organization = created.key, created.organization.name
+            new_key = created.key
+            organization = f"{created.organization.name} ({created.organization.id})"
             row = created.api_key
         elif args.keys_command == "list":
             for row in await keys.list_keys(db, await _scope(db, args.org, args.mode)):
@@ -196,7 +197,9 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
             ends = "now" if old.revoked_at else f"at {old.expires_at:%Y-%m-%dT%H:%M:%SZ}"
             print(f"the old key {old.prefix}… ({old.id}) stops working {ends}")
             new_key, organization, row = new.key, args.org, new.api_key
-    print(f"organization: {organization}  mode: {row.mode}  scopes: {', '.join(row.scopes)}  id: {row.id}")
+    print(f"organization: {organization}")
+    print(f"mode: {row.mode}  scopes: {', '.join(row.scopes)}")
+    print(f"key id: {row.id}  prefix: {row.prefix}  expires: {row.expires_at or 'never'}")
     print("This key is shown once; store it now.")
     print(new_key)
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import text
@@ -38,8 +39,9 @@ async def _check(name: str, probe: Callable[[], Awaitable[None]], seconds: float
         reason = f"no answer within {seconds:g} s"
     except Exception as exc:
         cause = exc.__cause__ or exc
-        strerror = getattr(cause, "strerror", None)
-        reason = strerror.lower() if isinstance(strerror, str) else f"{type(cause).__name__}"
+        # os.strerror of the errno, not the exception's text, which may name the host and port
+        errno = getattr(cause, "errno", None)
+        reason = os.strerror(errno).lower() if isinstance(errno, int) else type(cause).__name__
     else:
         return None
     log.warning("health check: %s is down (%s)", name, reason)
