@@ -50,6 +50,7 @@ class RevocationListener:
         self._connect_timeout = connect_timeout
         self._task: asyncio.Task[None] | None = None
         self._echoes: dict[uuid.UUID, asyncio.Event] = {}
+        self.listening = asyncio.Event()  # set while the LISTEN connection is up
 
     def start(self) -> None:
         if self._task is None:
@@ -64,12 +65,14 @@ class RevocationListener:
                 connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._heard)
                 self._resolver.hearing(True)
+                self.listening.set()
                 await lost.wait()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("cannot listen for API key changes (%s); keys are not cached meanwhile", exc)
             finally:
+                self.listening.clear()
                 self._resolver.hearing(False)
                 if connection is not None:
                     with contextlib.suppress(Exception):

@@ -108,7 +108,9 @@ async def test_rest_ingest_answers_429_in_its_own_error_shape(
         assert (await http.post("/v1/events", json={"events": batch}, headers=headers)).status_code == 202
         response = await http.post("/v1/events", json={"events": batch[:500]}, headers=headers)
         body = _assert_rate_limited(response, retry_after=5)
-        assert body["error"]["code"] == "RATE_LIMITED" and "nothing of this batch was stored" in body["error"]["message"]
+        assert (
+            body["error"]["code"] == "RATE_LIMITED" and "nothing of this batch was stored" in body["error"]["message"]
+        )
 
 
 async def test_bad_keys_are_limited_per_address_and_cost_one_lookup_each(
@@ -161,4 +163,3 @@ def test_settings_come_from_the_environment() -> None:
     assert not load_settings({"KOBO_RATE_LIMITS": "off"}).limits.enabled
     with pytest.raises(ValueError, match="one full batch"):
         load_settings({"KOBO_RATE_LIMIT_INGEST_BURST": "999"})
-

@@ -23,9 +23,8 @@ REVOKE = "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }"
 @pytest.fixture
 async def second(database_url: str, runtime: Runtime, clock: SettableClock) -> AsyncIterator[Runtime]:
     other = build_runtime(make_engine(database_url), runtime.clickhouse, clock)
-    async with asyncio.timeout(30):  # until its LISTEN connection is up: before that it caches nothing anyway
-        while not other.keys.trusted:
-            await asyncio.sleep(0.01)
+    # until its LISTEN connection is up: before that it caches nothing anyway
+    await asyncio.wait_for(other.key_changes.listening.wait(), 30)
     yield other
     await other.close()
 

@@ -90,7 +90,9 @@ async def test_a_request_fails_fast_with_the_store_unavailable_error(
     unreachable: httpx.AsyncClient, tenant: Tenant
 ) -> None:
     headers = {"Authorization": f"Bearer {tenant.test_key}"}
-    response = await asyncio.wait_for(unreachable.post("/graphql", json={"query": "{ __typename }"}, headers=headers), 30)
+    response = await asyncio.wait_for(
+        unreachable.post("/graphql", json={"query": "{ __typename }"}, headers=headers), 30
+    )
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
     error = response.json()["errors"][0]
     assert error["extensions"] == {"code": "INTERNAL", "retryAfter": 1, "retryable": True}
