@@ -62,6 +62,7 @@ async def admit(request: Request, runtime: Runtime, *, graphql: bool) -> Princip
     A valid key the process already knows is admitted whatever its address did; the address's budget is checked
     before a key costs a database lookup, and spent by every failure.
     """
+    runtime.key_changes.start()  # once per process: keys are cached only while their changes can be heard
     address = request.client.host if request.client else "unknown"
     limits = runtime.limits
 

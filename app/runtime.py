@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -58,15 +57,13 @@ async def open_runtime(settings: Settings, *, migrate: bool = True, clock: Clock
 def build_runtime(
     engine: AsyncEngine, clickhouse: ClickHouse, clock: Clock, settings: Settings | None = None
 ) -> Runtime:
-    """The runtime over opened stores; inside a running event loop, it starts listening for key changes."""
+    """The runtime over opened stores. It listens for key changes once it first authenticates a request (a worker
+    process, which never does, holds no LISTEN connection)."""
     settings = settings or load_settings({})
     sessionmaker = make_sessionmaker(engine)
     events = EventStore(clickhouse)
     keys = KeyResolver(sessionmaker, clock, settings.key_cache_seconds)
     key_changes = RevocationListener(asyncpg_dsn(engine.url), keys, settings.timeouts.db_connect)
-    with contextlib.suppress(RuntimeError):  # no running loop: nothing to listen with, and nothing is cached
-        asyncio.get_running_loop()
-        key_changes.start()
     return Runtime(
         engine=engine,
         sessionmaker=sessionmaker,

@@ -23,7 +23,8 @@ REVOKE = "mutation($id: ID!) { revokeApiKey(id: $id) { revokedAt } }"
 @pytest.fixture
 async def second(database_url: str, runtime: Runtime, clock: SettableClock) -> AsyncIterator[Runtime]:
     other = build_runtime(make_engine(database_url), runtime.clickhouse, clock)
-    # until its LISTEN connection is up: before that it caches nothing anyway
+    # until its LISTEN connection is up (the first request would start it): before that it caches nothing anyway
+    other.key_changes.start()
     await asyncio.wait_for(other.key_changes.listening.wait(), 30)
     yield other
     await other.close()
