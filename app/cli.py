@@ -1,13 +1,24 @@
-"""`kobo serve | migrate | keys create` — the operator's commands (API.md "Running it")."""
+"""`kobo serve | migrate | keys create|list|revoke|rotate | worker | schema` — the operator's commands (API.md
+"Running it")."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from app import logs
 from app.config import Settings, load_settings
+from app.errors import DomainError
+
+if TYPE_CHECKING:
+    from app.db import Db
+    from app.organizations.models import ApiKey
+    from app.tenancy import Scope
 
 
 class ExpectedFailure(Exception):
@@ -104,24 +115,104 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
-async def _create_key(settings: Settings, org: str, mode: str, scopes: list[str] | None) -> int:
-    """Only PostgreSQL is touched, so this works while `kobo serve` holds the embedded ClickHouse."""
-    from app.db import make_engine, make_sessionmaker, migrate_postgres, open_db
-    from app.organizations.service import create_api_key
-    from app.runtime import database_url
-    from app.tenancy import Mode
+def _expiry(text: str | None) -> datetime | None:
+    """``--expires``: an RFC 3339 time (2027-01-31T00:00:00Z) or a span from now (90d, 12h, 30m)."""
+    if text is None:
+        return None
+    spans = {"d": "days", "h": "hours", "m": "minutes"}
+    if text[:-1].isdigit() and text[-1:] in spans:
+        return datetime.now(UTC) + timedelta(**{spans[text[-1]]: int(text[:-1])})
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise ExpectedFailure(
+            f"--expires {text}: give an RFC 3339 time with an offset (2027-01-31T00:00:00Z) or 90d/12h/30m."
+        )
+    return at.astimezone(UTC)
 
-    engine = make_engine(await asyncio.to_thread(database_url, settings))
+
+@asynccontextmanager
+async def _keys_db(settings: Settings) -> AsyncIterator[Db]:
+    """A unit of work on PostgreSQL alone, so key commands work while `kobo serve` holds the embedded ClickHouse."""
+    from app.db import make_engine, make_sessionmaker, migrate_postgres, open_db
+    from app.runtime import database_url
+
+    engine = make_engine(await asyncio.to_thread(database_url, settings), timeouts=settings.timeouts)
     try:
         await migrate_postgres(engine)
         async with open_db(make_sessionmaker(engine)) as db, db.transaction():
-            created = await create_api_key(db, org, Mode(mode), scopes)
+            yield db
     finally:
         await engine.dispose()
-    print(f"organization: {created.organization.name} ({created.organization.id})")
-    print(f"mode: {mode}  scopes: {', '.join(created.api_key.scopes)}")
+
+
+async def _scope(db: Db, org: str, mode: str) -> Scope:
+    from sqlalchemy import select
+
+    from app.organizations.models import Organization
+    from app.tenancy import Mode, Scope
+
+    organization = await db.scalar(select(Organization).where(Organization.name == org.strip()))
+    if organization is None:
+        raise ExpectedFailure(f"no organization named {org!r}; `kobo keys create --org {org} …` makes it.")
+    return Scope(organization.id, Mode(mode))
+
+
+def _print_key_line(row: ApiKey) -> None:
+    def when(at: datetime | None) -> str:
+        return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if at else "-"
+
+    state = (
+        "revoked"
+        if row.revoked_at
+        else "expired"
+        if row.expires_at and row.expires_at <= datetime.now(UTC)
+        else "active"
+    )
+    print(
+        f"{row.id}  {row.prefix}…  {state:7}  {','.join(row.scopes):17}  created {when(row.created_at)}"
+        f"  expires {when(row.expires_at)}  last used {when(row.last_used_at)}  {row.name or ''}".rstrip()
+    )
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    """`kobo keys create | list | revoke | rotate`: the operator's key commands (they may grant any scope)."""
+    from app.organizations import keys
+    from app.organizations.service import create_api_key
+    from app.tenancy import Mode
+
+    now = datetime.now(UTC)
+    async with _keys_db(settings) as db:
+        if args.keys_command == "create":
+            created = await create_api_key(
+                db, args.org, Mode(args.mode), args.scope, name=args.name, expires_at=_expiry(args.expires)
+            )
+            new_key = created.key
+            organization = f"{created.organization.name} ({created.organization.id})"
+            row = created.api_key
+        elif args.keys_command == "list":
+            for row in await keys.list_keys(db, await _scope(db, args.org, args.mode)):
+                _print_key_line(row)
+            return 0
+        elif args.keys_command == "revoke":
+            row = await keys.revoke_key(db, await _scope(db, args.org, args.mode), now, args.id)
+            print(f"revoked {row.prefix}… ({row.id}) at {row.revoked_at:%Y-%m-%dT%H:%M:%SZ}")
+            return 0
+        else:
+            grace = timedelta(seconds=args.grace)
+            new, old = await keys.rotate_key(
+                db, await _scope(db, args.org, args.mode), now, args.id, grace=grace, expires_at=_expiry(args.expires)
+            )
+            ends = "now" if old.revoked_at else f"at {old.expires_at:%Y-%m-%dT%H:%M:%SZ}"
+            print(f"the old key {old.prefix}… ({old.id}) stops working {ends}")
+            new_key, organization, row = new.key, args.org, new.api_key
+    print(f"organization: {organization}")
+    print(f"mode: {row.mode}  scopes: {', '.join(row.scopes)}")
+    print(f"key id: {row.id}  prefix: {row.prefix}  expires: {row.expires_at or 'never'}")
     print("This key is shown once; store it now.")
-    print(created.key)
+    print(new_key)
     return 0
 
 
@@ -181,17 +272,35 @@ def parser() -> argparse.ArgumentParser:
     )
     schema = commands.add_parser("schema", help="write the GraphQL schema (SDL) generated from the code")
     schema.add_argument("--output", default="-", help="a file path, or - for stdout (default)")
-    keys = commands.add_parser("keys", help="API keys")
+    keys = commands.add_parser("keys", help="API keys: create, list, revoke, rotate")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create an API key (and the organization if needed)")
-    create.add_argument("--org", required=True, help="organization name")
-    create.add_argument("--mode", required=True, choices=["test", "live"])
+    list_ = key_commands.add_parser("list", help="list an organization's keys in one mode (revoked ones too)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key: every running process refuses it at once")
+    rotate = key_commands.add_parser("rotate", help="a new key with the same name and scopes; the old one revoked")
+    for command in (create, list_, revoke, rotate):
+        command.add_argument("--org", required=True, help="organization name")
+        command.add_argument("--mode", required=True, choices=["test", "live"])
+    for command in (revoke, rotate):
+        command.add_argument("id", help="the key's id (the first column of `kobo keys list`)")
     create.add_argument(
         "--scope",
         nargs="+",
         action="extend",
         choices=["read", "write", "ingest"],
         help="one or more (`--scope read ingest`, or repeated); default all",
+    )
+    create.add_argument("--name", help="what the key is for (shown by `keys list` and `apiKeys`)")
+    for command in (create, rotate):
+        command.add_argument(
+            "--expires", help="when the new key stops working: an RFC 3339 time, or 90d / 12h / 30m from now"
+        )
+    rotate.add_argument(
+        "--grace",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="keep the old key working this long (default 0: revoked at once)",
     )
     return root
 
@@ -204,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args, settings)
     except ExpectedFailure as failure:
         print(f"kobo: {failure}", file=sys.stderr)
+        return 1
+    except DomainError as error:  # a key that is not there, a scope that does not exist: the operator's to fix
+        print(f"kobo: {error.message}", file=sys.stderr)
         return 1
     except Exception as exc:
         failure = _store_failure(settings, exc)
@@ -223,7 +335,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "schema":
         return _schema(args.output)
     if args.command == "keys":
-        return asyncio.run(_create_key(settings, args.org, args.mode, args.scope))
+        return asyncio.run(_keys(settings, args))
     return 2
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from app.config import Timeouts
 from app.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -27,19 +28,30 @@ _chdb_lock = threading.Lock()
 _chdb_clients: dict[str, Client] = {}
 
 
-def make_client(url: str | None, embedded_dir: Path) -> Client:
+def make_client(url: str | None, embedded_dir: Path, timeouts: Timeouts | None = None) -> Client:
     """A client for ``url`` (http(s)://… or chdb:///path), or for embedded chDB under ``embedded_dir`` when unset.
 
-    chDB keeps one engine per process, so embedded clients are cached by path and shared.
+    Every query carries ``max_execution_time`` (the server, or chDB's engine, stops it); a server's HTTP client also
+    gives up connecting after the connect timeout and waiting for an answer a few seconds after the query's limit.
+    chDB keeps one engine per process, so embedded clients are cached by path and shared (the first one's settings).
     """
+    timeouts = timeouts or Timeouts()
+    settings = {"max_execution_time": int(timeouts.clickhouse_query)} if timeouts.clickhouse_query > 0 else {}
     if url and not url.startswith("chdb:"):
-        return clickhouse_connect.get_client(dsn=url, autogenerate_session_id=False, compress=False)
+        return clickhouse_connect.get_client(
+            dsn=url,
+            autogenerate_session_id=False,
+            compress=False,
+            connect_timeout=timeouts.clickhouse_connect,
+            send_receive_timeout=timeouts.clickhouse_query + 5 if timeouts.clickhouse_query > 0 else 300,
+            settings=settings,
+        )
     path = url.removeprefix("chdb://") if url else str(embedded_dir.resolve())
     with _chdb_lock:
         client = _chdb_clients.get(path)
         if client is None:
             Path(path).mkdir(parents=True, exist_ok=True)
-            client = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+            client = clickhouse_connect.get_client(dsn=f"chdb://{path}", settings=settings)
             _chdb_clients[path] = client
     return client
 
@@ -72,8 +84,9 @@ def migrate_clickhouse(client: Client, ddl_dir: Path = DDL_DIR) -> list[str]:
 class ClickHouse:
     """Async facade over the shared client: every call runs in a thread and failures become StoreUnavailable."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, timeouts: Timeouts | None = None) -> None:
         self.client = client
+        self.timeouts = timeouts or Timeouts()
 
     async def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         def run() -> list[tuple[Any, ...]]:
@@ -85,9 +98,10 @@ class ClickHouse:
         await self._call(lambda: self.client.insert(table, rows, column_names=list(column_names)))
 
     async def ping(self) -> bool:
+        """Whether ClickHouse answers within the health timeout (a query still running then goes on in its thread)."""
         try:
-            await self.query("SELECT 1")
-        except StoreUnavailable:
+            await asyncio.wait_for(self.query("SELECT 1"), self.timeouts.health)
+        except (StoreUnavailable, TimeoutError):
             return False
         return True
 

@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import Executable
 
+from app.config import Timeouts
+
 log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
@@ -84,12 +86,26 @@ def stop_embedded_postgres(data_dir: Path) -> None:
         server.cleanup()
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def connect_args(timeouts: Timeouts) -> dict[str, Any]:
+    """asyncpg's connection options for these timeouts: connecting (the whole handshake, so a server that accepts
+    and never answers is given up on too), the server's statement_timeout, and the client's own wait for any answer
+    a little longer than that, for a server that stopped answering altogether."""
+    options: dict[str, Any] = {"timeout": timeouts.db_connect}
+    if timeouts.db_statement > 0:
+        options["command_timeout"] = timeouts.db_statement + 5
+        options["server_settings"] = {"statement_timeout": str(int(timeouts.db_statement * 1000))}
+    return options
+
+
+def make_engine(url: str, *, timeouts: Timeouts | None = None, **kwargs: Any) -> AsyncEngine:
     from app.usage import jsonenc
 
+    timeouts = timeouts or Timeouts()
     options: dict[str, Any] = {
         "pool_size": 10,
         "max_overflow": 20,
+        "pool_timeout": timeouts.db_pool,
+        "connect_args": connect_args(timeouts),
         "pool_pre_ping": True,
         # A statement's values are customers' data (emails, phones): never in an error's text, nor in a log.
         "hide_parameters": True,
@@ -181,13 +197,20 @@ def alembic_config() -> Any:
 
 
 async def migrate_postgres(engine: AsyncEngine) -> None:
-    """Apply pending Alembic revisions on ``engine`` (idempotent; concurrent callers serialize on an advisory lock)."""
+    """Apply pending Alembic revisions on ``engine``'s database (idempotent; concurrent callers serialize on an
+    advisory lock). On a connection of its own without statement timeouts: a migration of a large table may take
+    longer than any request should."""
     from alembic import command
+    from sqlalchemy.pool import NullPool
 
     def upgrade(connection: Any) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
-    async with engine.begin() as connection:
-        await connection.run_sync(upgrade)
+    untimed = create_async_engine(engine.url, poolclass=NullPool, connect_args=connect_args(Timeouts(db_statement=0)))
+    try:
+        async with untimed.begin() as connection:
+            await connection.run_sync(upgrade)
+    finally:
+        await untimed.dispose()

@@ -45,7 +45,13 @@ class Forbidden(DomainError):
 
 
 class RateLimited(DomainError):
+    """A budget is spent (app/ratelimit.py); ``retry_after`` is the whole seconds until the request would fit."""
+
     code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StoreUnavailable(DomainError):

@@ -19,8 +19,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-from app import telemetry
-from app.auth import bearer_token
+from app import access, health, telemetry
 from app.config import Settings, load_settings
 from app.graphql.context import build_context
 from app.graphql.introspection import Introspection
@@ -32,12 +31,6 @@ from app.runtime import Runtime, open_runtime
 from app.usage import jsonenc, rest
 
 log = logging.getLogger("kobo")
-
-
-def unauthenticated(message: str) -> JSONResponse:
-    return JSONResponse(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}, status_code=401
-    )
 
 
 class KoboGraphQL(GraphQL):  # type: ignore[type-arg]
@@ -60,13 +53,10 @@ class KoboGraphQL(GraphQL):  # type: ignore[type-arg]
 
 
 async def authenticate(request: Request, runtime: Runtime) -> JSONResponse | None:
-    token = bearer_token(request.headers.get("authorization"))
-    if token is None:
-        return unauthenticated("Send your API key as `Authorization: Bearer mk_test_…` (or mk_live_…).")
-    principal = await runtime.keys.resolve(token)
-    if principal is None:
-        return unauthenticated("That API key is not valid (unknown, revoked, or malformed).")
-    request.state.principal = principal
+    try:
+        request.state.principal = await access.admit(request, runtime, graphql=True)
+    except access.Refusal as refusal:
+        return access.graphql_refusal(refusal)
     return None
 
 
@@ -126,29 +116,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         except HTTPException as exc:
             return PlainTextResponse(exc.reason, status_code=exc.status_code)
 
-    async def healthz(request: Request) -> Response:
-        current: Runtime = request.app.state.runtime
-        checks = {"postgres": await _postgres_ok(current), "clickhouse": await current.clickhouse.ping()}
-        return JSONResponse({"ok": all(checks.values()), **checks}, status_code=200 if all(checks.values()) else 503)
-
     app.router.routes.extend(
         [
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            Route("/healthz", health.healthz, methods=["GET"]),
             Route("/metrics", telemetry.metrics, methods=["GET"]),  # no key: keep it inside your network
             *rest.routes(),  # POST /v1/events, GET /v1/openapi.json
         ]
     )
     return app
-
-
-async def _postgres_ok(runtime: Runtime) -> bool:
-    from sqlalchemy import text
-
-    try:
-        async with runtime.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-    except Exception:
-        log.exception("postgres health check failed")
-        return False
-    return True

@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.auth import KeyResolver
 from app.clickhouse import ClickHouse, make_client, migrate_clickhouse
 from app.clock import Clock, SystemClock
-from app.config import Settings
+from app.config import Settings, load_settings
 from app.db import make_engine, make_sessionmaker, migrate_postgres, start_embedded_postgres
+from app.ratelimit import RateLimits
+from app.revocations import RevocationListener, asyncpg_dsn
 from app.usage.ingest import Ingestor
 from app.usage.store import EventStore
 
@@ -24,9 +26,14 @@ class Runtime:
     events: EventStore
     ingestor: Ingestor
     keys: KeyResolver
+    key_changes: RevocationListener
+    limits: RateLimits
     clock: Clock
+    settings: Settings
 
     async def close(self) -> None:
+        await self.key_changes.close()
+        await self.keys.flush()
         await self.engine.dispose()
 
 
@@ -37,23 +44,35 @@ def database_url(settings: Settings) -> str:
 async def open_runtime(settings: Settings, *, migrate: bool = True, clock: Clock | None = None) -> Runtime:
     """Open both stores (starting the embedded ones if no servers are configured) and apply pending migrations."""
     url = await asyncio.to_thread(database_url, settings)
-    engine = make_engine(url)
-    client = await asyncio.to_thread(make_client, settings.clickhouse_url, settings.embedded_clickhouse_dir)
+    engine = make_engine(url, timeouts=settings.timeouts)
+    client = await asyncio.to_thread(
+        make_client, settings.clickhouse_url, settings.embedded_clickhouse_dir, settings.timeouts
+    )
     if migrate:
         await migrate_postgres(engine)
         await asyncio.to_thread(migrate_clickhouse, client)
-    return build_runtime(engine, ClickHouse(client), clock or SystemClock())
+    return build_runtime(engine, ClickHouse(client, settings.timeouts), clock or SystemClock(), settings)
 
 
-def build_runtime(engine: AsyncEngine, clickhouse: ClickHouse, clock: Clock) -> Runtime:
+def build_runtime(
+    engine: AsyncEngine, clickhouse: ClickHouse, clock: Clock, settings: Settings | None = None
+) -> Runtime:
+    """The runtime over opened stores. It listens for key changes once it first authenticates a request (a worker
+    process, which never does, holds no LISTEN connection)."""
+    settings = settings or load_settings({})
     sessionmaker = make_sessionmaker(engine)
     events = EventStore(clickhouse)
+    keys = KeyResolver(sessionmaker, clock, settings.key_cache_seconds)
+    key_changes = RevocationListener(asyncpg_dsn(engine.url), keys, settings.timeouts.db_connect)
     return Runtime(
         engine=engine,
         sessionmaker=sessionmaker,
         clickhouse=clickhouse,
         events=events,
         ingestor=Ingestor(engine, sessionmaker, events, clock),
-        keys=KeyResolver(sessionmaker),
+        keys=keys,
+        key_changes=key_changes,
+        limits=RateLimits(settings.limits),
         clock=clock,
+        settings=settings,
     )

@@ -74,6 +74,9 @@ RECEIPTS: dict[str, frozenset[str]] = {
     "WebhookEndpoint": frozenset({"enabled", "previousSecretExpiresAt", "createdAt"}),
     "WebhookDelivery": frozenset({"status", "attempts", "nextAttemptAt", "deliveredAt", "createdAt"}),
     "UsageAlert": frozenset({"createdAt"}),
+    # Like a webhook secret: the key is made by this mutation and shown only once.
+    "CreatedApiKey": frozenset({"key", "apiKey"}),
+    "ApiKey": frozenset({"prefix", "scopes", "createdAt", "expiresAt", "revokedAt"}),
 }
 _INTROSPECTION = frozenset({"__typename", "__schema", "__type"})  # governed by the introspection setting instead
 

@@ -10,6 +10,7 @@ from sqlalchemy import ARRAY, DateTime, ForeignKey, Index, Integer, Numeric, Str
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, IdMixin
+from app.tenancy import TenantMixin
 
 
 class Organization(IdMixin, Base):
@@ -32,13 +33,16 @@ class OrganizationSettings(Base):
     backdate_window_days: Mapped[int] = mapped_column(Integer, default=90, server_default="90")
 
 
-class ApiKey(IdMixin, Base):
+class ApiKey(TenantMixin, Base):
+    """A key is stored as its SHA-256 and its first characters (``prefix``, to recognise it in a list)."""
+
     __tablename__ = "api_keys"
     __table_args__ = (Index(None, "org_id", "mode"),)
 
-    org_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("organizations.id", ondelete="CASCADE"))
-    mode: Mapped[str] = mapped_column(String(4))
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     prefix: Mapped[str] = mapped_column(String(32))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=list)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

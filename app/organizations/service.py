@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from app.auth import ALL_SCOPES, generate_key, hash_key
-from app.db import Db
+from app.db import Db, utcnow
 from app.errors import InvalidInput
+from app.organizations import keys
 from app.organizations.models import ApiKey, Organization
-from app.tenancy import Mode
+from app.tenancy import Mode, Scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,16 +35,24 @@ async def get_or_create_organization(db: Db, name: str) -> Organization:
     return await db.scalar(select(Organization).where(Organization.name == name))
 
 
-async def create_api_key(db: Db, org_name: str, mode: Mode, scopes: Sequence[str] | None = None) -> CreatedKey:
-    chosen = list(scopes or ALL_SCOPES)
-    unknown = sorted(set(chosen) - set(ALL_SCOPES))
-    if unknown:
-        raise InvalidInput(
-            f"Unknown scope(s) {', '.join(unknown)}; choose from {', '.join(ALL_SCOPES)}.", field="scope"
-        )
+async def create_api_key(
+    db: Db,
+    org_name: str,
+    mode: Mode,
+    scopes: Sequence[str] | None = None,
+    *,
+    name: str | None = None,
+    expires_at: datetime | None = None,
+) -> CreatedKey:
+    """The operator's key (``kobo keys create``): any scope, for an organization made on first use."""
     organization = await get_or_create_organization(db, org_name)
-    key = generate_key(mode)
-    api_key = ApiKey(org_id=organization.id, mode=mode.value, prefix=key[:12], key_hash=hash_key(key), scopes=chosen)
-    db.add(api_key)
-    await db.flush()
-    return CreatedKey(organization, key, api_key)
+    created = await keys.create_key(
+        db,
+        Scope(organization.id, mode),
+        utcnow(),
+        name=name,
+        scopes=scopes,
+        expires_at=expires_at,
+        field_prefix="",
+    )
+    return CreatedKey(organization, created.key, created.api_key)

@@ -31,9 +31,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import logs, telemetry
-from app.auth import bearer_token
-from app.errors import InvalidInput, StoreUnavailable
+from app import access, logs, telemetry
+from app.errors import InvalidInput, RateLimited, StoreUnavailable
 from app.usage.ingest import MAX_BATCH, IncomingEvent, new_event
 
 log = logging.getLogger("kobo.rest")
@@ -239,17 +238,17 @@ def _bad_event(event: Any, index: int) -> Exception:
 async def ingest_events(request: Request) -> Response:
     runtime = request.app.state.runtime
     try:
-        token = bearer_token(request.headers.get("authorization"))
-        if token is None:
-            raise RestError(401, "UNAUTHENTICATED", "Send your API key as `Authorization: Bearer mk_test_…`.")
-        principal = await runtime.keys.resolve(token)
-        if principal is None:
-            raise RestError(401, "UNAUTHENTICATED", "That API key is not valid (unknown, revoked, or malformed).")
+        principal = await access.admit(request, runtime, graphql=False)
         logs.bind_principal(principal)
         if "ingest" not in principal.scopes:
             raise RestError(403, "FORBIDDEN", "This API key lacks the 'ingest' scope.")
         batch = incoming_events(parse_json(await read_body(request)))
+        access.spend_events(runtime, principal, len(batch))
         result = await runtime.ingestor.ingest(principal.scope, batch)
+    except access.Refusal as refusal:
+        return error_response(refusal.status, refusal.code, refusal.message, headers=refusal.headers)
+    except RateLimited as exc:
+        return error_response(429, exc.code, exc.message, headers={"Retry-After": str(exc.retry_after)})
     except RestError as exc:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return error_response(exc.status, exc.code, exc.message, exc.field, headers)
@@ -367,6 +366,13 @@ OPENAPI: dict[str, Any] = {
                     "403": _error(
                         "The key lacks the `ingest` scope.", "FORBIDDEN", "This API key lacks the 'ingest' scope."
                     ),
+                    "429": _error(
+                        "The key's ingest budget (events per second), or this address's budget of failed keys, is"
+                        " spent; nothing was stored. Retry after the `Retry-After` header's seconds.",
+                        "RATE_LIMITED",
+                        "This API key's ingest budget (10000 events/s, bursts up to 20000) is spent; nothing of this"
+                        " batch was stored. Retry it after 1 s.",
+                    ),
                     "413": _error(
                         "The body is larger than the limit; nothing was read or stored.",
                         "BAD_USER_INPUT",
@@ -464,7 +470,7 @@ OPENAPI: dict[str, Any] = {
                         "properties": {
                             "code": {
                                 "type": "string",
-                                "enum": ["BAD_USER_INPUT", "UNAUTHENTICATED", "FORBIDDEN", "INTERNAL"],
+                                "enum": ["BAD_USER_INPUT", "UNAUTHENTICATED", "FORBIDDEN", "RATE_LIMITED", "INTERNAL"],
                             },
                             "message": {"type": "string"},
                             "field": {

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
+from app.access import spend_events
 from app.graphql.coerced import COERCED_ARGUMENTS
 from app.graphql.context import reader, require
 from app.graphql.enums import Granularity, GranularityEnum
@@ -68,6 +69,7 @@ class UsageMutation:
         events: Annotated[list[EventValues], strawberry.argument(graphql_type=list[EventInput])],
     ) -> IngestResultType:
         context = require(info, "ingest")
+        spend_events(context.runtime, context.principal, len(events), context.response)
         result = await context.runtime.ingestor.ingest(context.principal.scope, incoming_events(events))
         return IngestResultType.from_domain(result)
 

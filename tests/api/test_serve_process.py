@@ -199,3 +199,33 @@ def test_serve_on_a_port_in_use_is_one_line_before_anything_opens(tmp_path: Path
     stderr = _one_line_failure(done)
     assert f"127.0.0.1:{port}" in stderr and "--port" in stderr
     assert not (tmp_path / "untouched").exists()  # checked before migrating: nothing was created
+
+
+def _kobo_keys(env: dict[str, str], *args: str) -> list[str]:
+    done = subprocess.run([*KOBO, "keys", *args], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()
+
+
+def _status(base: str, key: str) -> int:
+    headers = {"Authorization": f"Bearer {key}"}
+    return httpx.post(f"{base}/graphql", json={"query": "{ __typename }"}, headers=headers, timeout=30).status_code
+
+
+def test_keys_rotated_and_revoked_by_the_cli_are_refused_by_serve_at_once(served: tuple[str, dict[str, str]]) -> None:
+    # given a named key that the server has seen (and cached)
+    base, env = served
+    old = _kobo_keys(env, "create", "--org", "rotating", "--mode", "test", "--name", "billing sync")[-1]
+    assert _status(base, old) == 200 and _status(base, old) == 200
+    (line,) = [line for line in _kobo_keys(env, "list", "--org", "rotating", "--mode", "test") if old[:12] in line]
+    assert " active " in line and line.endswith("billing sync")
+
+    # when another process rotates it (no grace period)
+    new = _kobo_keys(env, "rotate", "--org", "rotating", "--mode", "test", line.split()[0])[-1]
+
+    # then the server refuses the old key on the next request and takes the new one, which a revoke ends too
+    assert _status(base, old) == 401 and _status(base, new) == 200
+    (new_line,) = [line for line in _kobo_keys(env, "list", "--org", "rotating", "--mode", "test") if new[:12] in line]
+    assert new_line.endswith("billing sync")
+    _kobo_keys(env, "revoke", "--org", "rotating", "--mode", "test", new_line.split()[0])
+    assert _status(base, new) == 401

@@ -20,10 +20,12 @@ import strawberry.schema.schema as strawberry_schema
 from strawberry.permission import BasePermission
 from strawberry.schema.config import StrawberryConfig
 
+from app.config import RateLimitSettings
 from app.graphql import coerced
 from app.graphql.scalars import SCALAR_MAP
 from app.graphql.schema import schema
 from app.main import KoboGraphQL
+from app.ratelimit import RateLimits
 from app.runtime import Runtime
 from app.usage.ingest import IncomingEvent, IngestResult
 from app.usage.schema import UsageMutation, UsageQuery
@@ -54,7 +56,10 @@ class RecordingIngestor:
 
 def _context(ingestor: RecordingIngestor) -> SimpleNamespace:
     return SimpleNamespace(
-        principal=SimpleNamespace(scopes={"ingest"}, scope=None), runtime=SimpleNamespace(ingestor=ingestor), db=None
+        principal=SimpleNamespace(scopes={"ingest"}, scope=None, key_id=None),
+        runtime=SimpleNamespace(ingestor=ingestor, limits=RateLimits(RateLimitSettings(enabled=False))),
+        response=None,
+        db=None,
     )
 
 
