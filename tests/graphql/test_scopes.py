@@ -151,3 +151,19 @@ def test_every_receipt_field_exists() -> None:
     for name, fields in RECEIPTS.items():
         assert name in types, name
         assert fields <= set(types[name].fields), (name, fields - set(types[name].fields))  # type: ignore[union-attr]
+
+
+async def test_a_write_only_key_creating_a_key_sees_it_once_and_nothing_it_may_not_read(
+    runtime: Runtime, http: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    # given a write-only key
+    writer = Api(http, await _key(runtime, tenant, ["write"]))
+    make = "mutation { createApiKey(input: {name: \"ci\", scopes: [\"write\"]}) { key apiKey { id prefix scopes } } }"
+
+    # when it makes a key, the new key is its receipt (shown only this once)
+    data = await writer.call(make, {})
+    created = data["createApiKey"]
+    assert created["key"].startswith("mk_test_") and created["apiKey"]["prefix"] == created["key"][:12]
+
+    # and the key's name or last use, which it may not read, is refused before anything runs
+    await _refused(writer, make.replace("prefix scopes", "name lastUsedAt"), {})
