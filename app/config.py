@@ -22,6 +22,8 @@ class Settings:
     worker_interval_seconds: float = 30.0
     # Webhooks are awaited by someone: a pass every few seconds, apart from the billing worker's interval.
     webhook_interval_seconds: float = 5.0
+    # How long one webhook POST may take as a whole; a claimed attempt's lease is derived from it.
+    webhook_timeout_seconds: float = 10.0
 
     @property
     def embedded_postgres_dir(self) -> Path:
@@ -43,4 +45,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         worker_in_serve=env.get("KOBO_WORKER", "1").lower() not in {"0", "false", "no", "off"},
         worker_interval_seconds=float(env.get("KOBO_WORKER_INTERVAL", "30")),
         webhook_interval_seconds=float(env.get("KOBO_WEBHOOK_INTERVAL", "5")),
+        webhook_timeout_seconds=float(env.get("KOBO_WEBHOOK_TIMEOUT", "10")),
     )

@@ -17,10 +17,10 @@ pending deliveries waiting (``enableWebhookEndpoint`` sends them) instead of bur
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +39,7 @@ from app.usage import jsonenc
 from app.webhooks.models import EXCERPT_BYTES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.service import DELIVERED, FAILED, PENDING
 from app.webhooks.signing import HEADER, signature_header
+from app.webhooks.wakeup import Wakeup
 
 log = logging.getLogger("kobo.webhooks")
 
@@ -50,7 +51,9 @@ RETRY_DELAYS = (
     timedelta(hours=2),
     timedelta(hours=8),
 )
-LEASE_MARGIN = timedelta(seconds=60)  # beyond the timeout: how long a claimed attempt is left to its worker
+# Beyond the POSTs' own bound (the timeout per round of CONCURRENCY): time to record the batch's outcomes. A
+# worker that outlives its lease still records its attempts; the delivery may then be sent once more.
+LEASE_MARGIN = timedelta(seconds=10)
 FAN_OUT_BATCH = 1000
 CLAIM_BATCH = 100
 CONCURRENCY = 20  # POSTs in flight per pass: one slow receiver must not hold up the others' deliveries
@@ -151,9 +154,11 @@ async def fan_out(runtime: Runtime) -> int:
 
 
 async def claim(runtime: Runtime, timeout_seconds: float, limit: int = CLAIM_BATCH) -> list[Job]:
-    """Due deliveries of enabled endpoints, their attempt counted and leased, committed before anything is sent."""
+    """Due deliveries of enabled endpoints, their attempt counted and leased, committed before anything is sent.
+
+    The lease covers the batch: its POSTs run CONCURRENCY at a time, each bounded by the timeout, then the batch
+    is recorded at once."""
     now = runtime.clock.now()
-    lease_until = now + timedelta(seconds=timeout_seconds) + LEASE_MARGIN
     async with open_db(runtime.sessionmaker) as db, db.transaction():
         rows = (
             await db.execute(
@@ -172,6 +177,8 @@ async def claim(runtime: Runtime, timeout_seconds: float, limit: int = CLAIM_BAT
         ).all()
         if not rows:
             return []
+        rounds = -(-len(rows) // CONCURRENCY)
+        lease_until = now + timedelta(seconds=timeout_seconds * rounds) + LEASE_MARGIN
         events = {
             event.id: event
             for event in await db.scalars(
@@ -224,47 +231,64 @@ def _elapsed(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
 
-async def record(runtime: Runtime, job: Job, outcome: Outcome) -> None:
-    """Keep the attempt and move the delivery on, unless its lease was lost (another worker took it over)."""
+async def record(runtime: Runtime, results: Sequence[tuple[Job, Outcome]]) -> None:
+    """Keep each attempt and move its delivery on, unless its lease was lost (another worker took it over); one
+    transaction for the batch, its rows locked in id order so that concurrent recorders cannot deadlock."""
     now = runtime.clock.now()
     async with open_db(runtime.sessionmaker) as db, db.transaction():
-        delivery = await db.scalar(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.id == job.delivery_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        if delivery is None:  # the endpoint was deleted meanwhile
-            return
-        db.add(
-            WebhookAttempt(
-                id=uuid.uuid4(),
-                org_id=delivery.org_id,
-                mode=delivery.mode,
-                created_at=now,
-                delivery_id=delivery.id,
-                status_code=outcome.status_code,
-                latency_ms=outcome.latency_ms,
-                response_excerpt=outcome.excerpt,
-                error=outcome.error,
+        deliveries = {
+            delivery.id: delivery
+            for delivery in await db.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.id.in_([job.delivery_id for job, _ in results]))
+                .order_by(WebhookDelivery.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
             )
-        )
-        if delivery.lease_until != job.lease_until:
-            return
-        delivery.lease_until = None
-        delivery.last_status_code = outcome.status_code
-        if outcome.ok:
-            delivery.status = DELIVERED
-            delivery.delivered_at = now
-            delivery.next_attempt_at = None
-            return
-        failures = delivery.attempts - delivery.attempts_before_schedule
-        if failures <= len(RETRY_DELAYS):
-            delivery.next_attempt_at = now + RETRY_DELAYS[failures - 1]
-        else:
-            delivery.status = FAILED
-            delivery.next_attempt_at = None
-        await _disable_if_failing(runtime, db, delivery.endpoint_id, now)
+        }
+        failing: set[uuid.UUID] = set()
+        for job, outcome in results:
+            delivery = deliveries.get(job.delivery_id)
+            if delivery is None:  # the endpoint was deleted meanwhile
+                continue
+            db.add(
+                WebhookAttempt(
+                    id=uuid.uuid4(),
+                    org_id=delivery.org_id,
+                    mode=delivery.mode,
+                    created_at=now,
+                    delivery_id=delivery.id,
+                    status_code=outcome.status_code,
+                    latency_ms=outcome.latency_ms,
+                    response_excerpt=outcome.excerpt,
+                    error=outcome.error,
+                )
+            )
+            if delivery.lease_until != job.lease_until:
+                continue
+            _move_on(delivery, outcome, now)
+            if not outcome.ok:
+                failing.add(delivery.endpoint_id)
+        await db.flush()
+        for endpoint_id in sorted(failing):
+            await _disable_if_failing(runtime, db, endpoint_id, now)
+
+
+def _move_on(delivery: WebhookDelivery, outcome: Outcome, now: datetime) -> None:
+    """DELIVERED on 2xx; else the next attempt on the retry schedule, or FAILED after the last one."""
+    delivery.lease_until = None
+    delivery.last_status_code = outcome.status_code
+    if outcome.ok:
+        delivery.status = DELIVERED
+        delivery.delivered_at = now
+        delivery.next_attempt_at = None
+        return
+    failures = delivery.attempts - delivery.attempts_before_schedule
+    if failures <= len(RETRY_DELAYS):
+        delivery.next_attempt_at = now + RETRY_DELAYS[failures - 1]
+    else:
+        delivery.status = FAILED
+        delivery.next_attempt_at = None
 
 
 def _ok(column: Any) -> Any:
@@ -318,25 +342,32 @@ async def deliver_once(runtime: Runtime, *, timeout_seconds: float = TIMEOUT_SEC
     # The environment's proxy settings are not for these calls: the target was checked, not a proxy.
     async with httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False, trust_env=False) as client:
 
-        async def attempt(job: Job) -> None:
+        async def attempt(job: Job) -> tuple[Job, Outcome]:
             async with gate:
-                outcome = await send(client, job, runtime.clock.now(), timeout_seconds)
-            await record(runtime, job, outcome)
+                return job, await send(client, job, runtime.clock.now(), timeout_seconds)
 
         while jobs := await claim(runtime, timeout_seconds):
-            await asyncio.gather(*(attempt(job) for job in jobs))
+            await record(runtime, await asyncio.gather(*(attempt(job) for job in jobs)))
             made += len(jobs)
     return made
 
 
-async def run_forever(runtime: Runtime, interval_seconds: float, stop: asyncio.Event) -> None:
-    """The loop `kobo serve` runs beside the billing worker and `kobo worker` runs alone."""
-    while not stop.is_set():
-        try:
-            made = await deliver_once(runtime)
-            if made:
-                log.info("made %d webhook delivery attempt(s)", made)
-        except Exception:  # a store outage must not kill the loop; the next pass retries
-            log.exception("webhook delivery pass failed; retrying in %.0f s", interval_seconds)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
+async def run_forever(
+    runtime: Runtime, interval_seconds: float, stop: asyncio.Event, *, timeout_seconds: float = TIMEOUT_SECONDS
+) -> None:
+    """The loop `kobo serve` runs beside the billing worker and `kobo worker` runs alone: a pass as soon as an
+    outbox row commits (PostgreSQL NOTIFY), and every ``interval_seconds`` for retries and missed notifications."""
+    wakeup = Wakeup(runtime.engine)
+    try:
+        while not stop.is_set():
+            await wakeup.listen()
+            wakeup.clear()
+            try:
+                made = await deliver_once(runtime, timeout_seconds=timeout_seconds)
+                if made:
+                    log.info("made %d webhook delivery attempt(s)", made)
+            except Exception:  # a store outage must not kill the loop; the next pass retries
+                log.exception("webhook delivery pass failed; retrying in %.0f s", interval_seconds)
+            await wakeup.wait(stop, interval_seconds)
+    finally:
+        await wakeup.close()
