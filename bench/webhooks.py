@@ -216,7 +216,9 @@ async def run(args: argparse.Namespace, base: str, data_dir: Path) -> None:
 
         # 2. the floor: same bodies, same signatures, same sender, no database
         jobs = [
-            delivery.Job(uuid.uuid4(), datetime.now(), f"{base}/hooks", ("whsec_bench",), delivery.body_of(event))
+            delivery.Job(
+                uuid.uuid4(), datetime.now(), Mode.TEST, f"{base}/hooks", ("whsec_bench",), delivery.body_of(event)
+            )
             for event in events
         ]
         floor_seconds, latencies = await floor(jobs)

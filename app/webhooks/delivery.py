@@ -39,6 +39,7 @@ from app.usage import jsonenc
 from app.webhooks.models import EXCERPT_BYTES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.service import DELIVERED, FAILED, PENDING
 from app.webhooks.signing import HEADER, signature_header
+from app.webhooks.targets import REFUSED, UnsafeTarget, guarded_transport
 from app.webhooks.wakeup import Wakeup
 
 log = logging.getLogger("kobo.webhooks")
@@ -69,6 +70,7 @@ class Job:
 
     delivery_id: uuid.UUID
     lease_until: datetime
+    mode: Mode  # a live-mode target is checked again on every connection (targets.py)
     url: str
     secrets: tuple[str, ...]
     body: bytes
@@ -196,7 +198,16 @@ async def claim(runtime: Runtime, timeout_seconds: float, limit: int = CLAIM_BAT
                 and endpoint.previous_secret_expires_at > now
             ):
                 secrets.append(endpoint.previous_secret)
-            jobs.append(Job(delivery.id, lease_until, endpoint.url, tuple(secrets), body_of(events[delivery.event_id])))
+            jobs.append(
+                Job(
+                    delivery.id,
+                    lease_until,
+                    Mode(endpoint.mode),
+                    endpoint.url,
+                    tuple(secrets),
+                    body_of(events[delivery.event_id]),
+                )
+            )
     return jobs
 
 
@@ -222,6 +233,11 @@ async def send(client: httpx.AsyncClient, job: Job, now: datetime, timeout_secon
         status_code, excerpt = await asyncio.wait_for(post(), timeout=timeout_seconds)
     except (TimeoutError, httpx.TimeoutException):
         return Outcome(None, _elapsed(started), None, f"timed out after {timeout_seconds:g} s")
+    except httpx.ConnectError as error:
+        if isinstance(error.__cause__, UnsafeTarget):
+            message = f"refused, nothing sent: {error.__cause__}; live-mode webhooks never go to {REFUSED} addresses"
+            return Outcome(None, _elapsed(started), None, message[:ERROR_LENGTH])
+        return Outcome(None, _elapsed(started), None, f"ConnectError: {error}"[:ERROR_LENGTH])
     except httpx.HTTPError as error:
         return Outcome(None, _elapsed(started), None, f"{type(error).__name__}: {error}"[:ERROR_LENGTH])
     return Outcome(status_code, _elapsed(started), excerpt.decode("utf-8", "replace"), None)
@@ -339,10 +355,16 @@ async def deliver_once(runtime: Runtime, *, timeout_seconds: float = TIMEOUT_SEC
     await fan_out(runtime)
     made = 0
     gate = asyncio.Semaphore(CONCURRENCY)
-    # The environment's proxy settings are not for these calls: the target was checked, not a proxy.
-    async with httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False, trust_env=False) as client:
+    # The environment's proxy settings are not for these calls: the target was checked, not a proxy. Live mode
+    # checks it again on every connection it opens (targets.GuardedBackend); test mode may call a local receiver.
+    options: dict[str, Any] = {"timeout": timeout_seconds, "follow_redirects": False, "trust_env": False}
+    async with (
+        httpx.AsyncClient(**options) as test_client,
+        httpx.AsyncClient(transport=guarded_transport(), **options) as live_client,
+    ):
 
         async def attempt(job: Job) -> tuple[Job, Outcome]:
+            client = live_client if job.mode is Mode.LIVE else test_client
             async with gate:
                 return job, await send(client, job, runtime.clock.now(), timeout_seconds)
 
