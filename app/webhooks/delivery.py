@@ -5,9 +5,10 @@ A pass first fans out: outbox events not yet fanned out (``outbox_events.deliver
 their type, and are then stamped; the unique (event, endpoint) pair makes a second row impossible, whatever runs
 concurrently. It then claims due deliveries (``FOR UPDATE SKIP LOCKED``), counts the attempt and sets a lease, and
 commits, so no transaction is open during the HTTP call and no other worker sends the same attempt while it is in
-flight. After the POST the result is recorded: 2xx is DELIVERED; anything else is retried after 30 s, 5 min, 30 min,
-2 h and 8 h, then FAILED. A worker that dies mid-send leaves the lease to expire, and the delivery is sent again:
-delivery is at least once, with the outbox event's id on every attempt so receivers can de-duplicate.
+flight. After the batch's POSTs their results are recorded, in one transaction: 2xx is DELIVERED; anything else is
+retried after 30 s, 5 min, 30 min, 2 h and 8 h, then FAILED. A worker that dies mid-send leaves the lease to
+expire, and the delivery is sent again: delivery is at least once, with the outbox event's id on every attempt so
+receivers can de-duplicate.
 
 An endpoint that has answered nothing but failures for 24 hours (``FAILING_FOR``) is disabled automatically, with a
 ``webhook_endpoint.disabled`` outbox event: a receiver gone for a day only piles up retries, and disabling keeps its
@@ -350,27 +351,51 @@ async def _disable_if_failing(runtime: Runtime, db: Any, endpoint_id: uuid.UUID,
     log.warning("disabled webhook endpoint %s (org %s mode %s): failing since %s", endpoint_id, org_id, mode, since)
 
 
-async def deliver_once(runtime: Runtime, *, timeout_seconds: float = TIMEOUT_SECONDS) -> int:
+class Senders:
+    """The loop's two HTTP clients, kept from pass to pass: building one loads the CA bundle (tens of milliseconds
+    of CPU, which a pass per commit would pay each time), and kept-alive connections to receivers are reused.
+
+    The environment's proxy settings are not for these calls: the target was checked, not a proxy. Live mode
+    checks it again on every connection it opens (``targets.GuardedBackend``); test mode may call a local receiver.
+    """
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self.timeout_seconds = timeout_seconds
+        tls = httpx.create_ssl_context(trust_env=False)
+        options: dict[str, Any] = {"timeout": timeout_seconds, "follow_redirects": False, "trust_env": False}
+        self.test = httpx.AsyncClient(verify=tls, **options)
+        self.live = httpx.AsyncClient(transport=guarded_transport(tls), **options)
+
+    def client(self, mode: Mode) -> httpx.AsyncClient:
+        return self.live if mode is Mode.LIVE else self.test
+
+    async def aclose(self) -> None:
+        await self.test.aclose()
+        await self.live.aclose()
+
+
+async def deliver_once(
+    runtime: Runtime, *, timeout_seconds: float = TIMEOUT_SECONDS, senders: Senders | None = None
+) -> int:
     """One pass: fan out new events, then send every due delivery; returns how many attempts were made."""
+    if senders is None:
+        own = Senders(timeout_seconds)
+        try:
+            return await deliver_once(runtime, senders=own)
+        finally:
+            await own.aclose()
     await fan_out(runtime)
     made = 0
     gate = asyncio.Semaphore(CONCURRENCY)
-    # The environment's proxy settings are not for these calls: the target was checked, not a proxy. Live mode
-    # checks it again on every connection it opens (targets.GuardedBackend); test mode may call a local receiver.
-    options: dict[str, Any] = {"timeout": timeout_seconds, "follow_redirects": False, "trust_env": False}
-    async with (
-        httpx.AsyncClient(**options) as test_client,
-        httpx.AsyncClient(transport=guarded_transport(), **options) as live_client,
-    ):
+    timeout = senders.timeout_seconds
 
-        async def attempt(job: Job) -> tuple[Job, Outcome]:
-            client = live_client if job.mode is Mode.LIVE else test_client
-            async with gate:
-                return job, await send(client, job, runtime.clock.now(), timeout_seconds)
+    async def attempt(job: Job) -> tuple[Job, Outcome]:
+        async with gate:
+            return job, await send(senders.client(job.mode), job, runtime.clock.now(), timeout)
 
-        while jobs := await claim(runtime, timeout_seconds):
-            await record(runtime, await asyncio.gather(*(attempt(job) for job in jobs)))
-            made += len(jobs)
+    while jobs := await claim(runtime, timeout):
+        await record(runtime, await asyncio.gather(*(attempt(job) for job in jobs)))
+        made += len(jobs)
     return made
 
 
@@ -380,12 +405,13 @@ async def run_forever(
     """The loop `kobo serve` runs beside the billing worker and `kobo worker` runs alone: a pass as soon as an
     outbox row commits (PostgreSQL NOTIFY), and every ``interval_seconds`` for retries and missed notifications."""
     wakeup = Wakeup(runtime.engine)
+    senders = Senders(timeout_seconds)
     try:
         while not stop.is_set():
             await wakeup.listen()
             wakeup.clear()
             try:
-                made = await deliver_once(runtime, timeout_seconds=timeout_seconds)
+                made = await deliver_once(runtime, senders=senders)
                 if made:
                     log.info("made %d webhook delivery attempt(s)", made)
             except Exception:  # a store outage must not kill the loop; the next pass retries
@@ -393,3 +419,4 @@ async def run_forever(
             await wakeup.wait(stop, interval_seconds)
     finally:
         await wakeup.close()
+        await senders.aclose()

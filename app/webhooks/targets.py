@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 
 import httpcore
@@ -106,14 +107,17 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self.inner.sleep(seconds)
 
 
-def guarded_transport(backend: GuardedBackend | None = None) -> httpx.AsyncHTTPTransport:
+def guarded_transport(
+    tls: ssl.SSLContext | None = None, backend: GuardedBackend | None = None
+) -> httpx.AsyncHTTPTransport:
     """httpx's own transport (TLS verified against the hostname, environment ignored) on a ``GuardedBackend``.
 
     httpx 0.29 has no argument for httpcore's network backend, so its connection pool is replaced by one built
     like it (the default limits) with ours; tests/webhooks/test_targets.py fails if that stops working."""
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    tls = tls or httpx.create_ssl_context(trust_env=False)
+    transport = httpx.AsyncHTTPTransport(verify=tls, trust_env=False)
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
+        ssl_context=tls,
         max_connections=100,
         max_keepalive_connections=20,
         keepalive_expiry=5.0,

@@ -71,7 +71,7 @@ async def test_the_connection_goes_to_the_checked_address_with_the_hostname_kept
     backend = GuardedBackend(resolver=resolver, refuse=lambda address: None)  # loopback allowed for this test
     with receiver() as hook:
         port = hook.url.split(":")[2].split("/")[0]
-        async with httpx.AsyncClient(transport=guarded_transport(backend)) as client:
+        async with httpx.AsyncClient(transport=guarded_transport(backend=backend)) as client:
             for _ in range(2):
                 response = await client.post(f"http://hooks.kobo.invalid:{port}/hooks", content=b"{}")
                 assert response.status_code == 200
