@@ -230,7 +230,8 @@ async def _worker(settings: Settings, once: bool) -> int:
     try:
         if once:
             print(f"kobo worker: closed {await run_once(runtime)} billing period(s)")
-            print(f"kobo worker: made {await deliver_once(runtime)} webhook delivery attempt(s)")
+            made = await deliver_once(runtime, timeout_seconds=settings.webhook_timeout_seconds)
+            print(f"kobo worker: made {made} webhook delivery attempt(s)")
             return 0
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -239,7 +240,9 @@ async def _worker(settings: Settings, once: bool) -> int:
         print(f"kobo worker: closing due periods every {settings.worker_interval_seconds:.0f} s", flush=True)
         await asyncio.gather(
             run_forever(runtime, settings.worker_interval_seconds, stop),
-            deliver_forever(runtime, settings.webhook_interval_seconds, stop),
+            deliver_forever(
+                runtime, settings.webhook_interval_seconds, stop, timeout_seconds=settings.webhook_timeout_seconds
+            ),
         )
         return 0
     finally:

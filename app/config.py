@@ -71,6 +71,8 @@ class Settings:
     # How long a resolved key is trusted without asking PostgreSQL again. Revocations do not wait for it: they are
     # announced to every process (LISTEN/NOTIFY, app/revocations.py), and without that channel nothing is cached.
     key_cache_seconds: float = 30.0
+    # How long one webhook POST may take as a whole; a claimed attempt's lease is derived from it.
+    webhook_timeout_seconds: float = 10.0
 
     @property
     def embedded_postgres_dir(self) -> Path:
@@ -135,4 +137,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         limits=_rate_limits(env),
         timeouts=_timeouts(env),
         key_cache_seconds=float(env.get("KOBO_KEY_CACHE_SECONDS", "30")),
+        webhook_timeout_seconds=float(env.get("KOBO_WEBHOOK_TIMEOUT", "10")),
     )

@@ -79,7 +79,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
             workers.append(asyncio.create_task(run_forever(app.state.runtime, current.worker_interval_seconds, stop)))
             workers.append(
-                asyncio.create_task(deliver_forever(app.state.runtime, current.webhook_interval_seconds, stop))
+                asyncio.create_task(
+                    deliver_forever(
+                        app.state.runtime,
+                        current.webhook_interval_seconds,
+                        stop,
+                        timeout_seconds=current.webhook_timeout_seconds,
+                    )
+                )
             )
         # What start-up built (modules, the schema, the pools) lives as long as the process: moved out of the
         # collector's reach, it is not re-scanned by every collection that a 1000-event request's allocations trigger

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -19,6 +20,8 @@ from app.usage import claims
 from conftest import _drop_database, _scratch_database
 
 
+# SQLAlchemy reflects outbox_events.txid (xid8, a type it does not know) as NullType, which Alembic leaves uncompared.
+@pytest.mark.filterwarnings("ignore:Did not recognize type 'xid8'")
 async def test_models_match_the_migrations(runtime: Runtime) -> None:
     def diff(connection: Any) -> list[Any]:
         context = MigrationContext.configure(connection, opts={"compare_type": True})

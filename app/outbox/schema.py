@@ -30,4 +30,5 @@ class OutboxQuery:
     ) -> list[OutboxEventType]:
         if not 1 <= first <= MAX_PAGE:
             raise InvalidInput(f"first must be between 1 and {MAX_PAGE}.", field="first")
-        return [OutboxEventType.from_model(row) for row in await list_events(reader(info), first, after, type)]
+        listed = await list_events(reader(info), first, after, type)
+        return [OutboxEventType.from_model(row, horizon) for row, horizon in listed]

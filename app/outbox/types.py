@@ -6,7 +6,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.outbox.models import OutboxEvent
-from app.tenancy import encode_cursor
+from app.outbox.service import encode_cursor
 
 
 @strawberry.type(
@@ -14,7 +14,9 @@ from app.tenancy import encode_cursor
 )
 class OutboxEventType:
     id: strawberry.ID = strawberry.field(description="The event's id; a webhook body's `id`.")
-    cursor: str = strawberry.field(description="Opaque; pass it as outboxEvents(after:) to read the events after it.")
+    cursor: str = strawberry.field(
+        description="Opaque; pass it as outboxEvents(after:) to read the events after it (never one less)."
+    )
     type: str = strawberry.field(description="e.g. subscription.paused, invoice.finalized.")
     object_id: strawberry.ID = strawberry.field(description="The subscription or invoice it is about.")
     payload: JSON = strawberry.field(description="What changed; a webhook body's `data`.")
@@ -24,10 +26,11 @@ class OutboxEventType:
     )
 
     @classmethod
-    def from_model(cls, row: OutboxEvent) -> OutboxEventType:
+    def from_model(cls, row: OutboxEvent, horizon: int) -> OutboxEventType:
+        """``horizon``: the oldest transaction running when the row was read, which its cursor keeps."""
         return cls(
             id=strawberry.ID(str(row.id)),
-            cursor=encode_cursor(row),
+            cursor=encode_cursor(row, horizon),
             type=row.type,
             object_id=strawberry.ID(str(row.object_id)),
             payload=row.payload,

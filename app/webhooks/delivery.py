@@ -5,9 +5,10 @@ A pass first fans out: outbox events not yet fanned out (``outbox_events.deliver
 their type, and are then stamped; the unique (event, endpoint) pair makes a second row impossible, whatever runs
 concurrently. It then claims due deliveries (``FOR UPDATE SKIP LOCKED``), counts the attempt and sets a lease, and
 commits, so no transaction is open during the HTTP call and no other worker sends the same attempt while it is in
-flight. After the POST the result is recorded: 2xx is DELIVERED; anything else is retried after 30 s, 5 min, 30 min,
-2 h and 8 h, then FAILED. A worker that dies mid-send leaves the lease to expire, and the delivery is sent again:
-delivery is at least once, with the outbox event's id on every attempt so receivers can de-duplicate.
+flight. After the batch's POSTs their results are recorded, in one transaction: 2xx is DELIVERED; anything else is
+retried after 30 s, 5 min, 30 min, 2 h and 8 h, then FAILED. A worker that dies mid-send leaves the lease to
+expire, and the delivery is sent again: delivery is at least once, with the outbox event's id on every attempt so
+receivers can de-duplicate.
 
 An endpoint that has answered nothing but failures for 24 hours (``FAILING_FOR``) is disabled automatically, with a
 ``webhook_endpoint.disabled`` outbox event: a receiver gone for a day only piles up retries, and disabling keeps its
@@ -17,10 +18,10 @@ pending deliveries waiting (``enableWebhookEndpoint`` sends them) instead of bur
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +40,8 @@ from app.usage import jsonenc
 from app.webhooks.models import EXCERPT_BYTES, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.service import DELIVERED, FAILED, PENDING
 from app.webhooks.signing import HEADER, signature_header
+from app.webhooks.targets import REFUSED, UnsafeTarget, guarded_transport
+from app.webhooks.wakeup import Wakeup
 
 log = logging.getLogger("kobo.webhooks")
 
@@ -50,7 +53,9 @@ RETRY_DELAYS = (
     timedelta(hours=2),
     timedelta(hours=8),
 )
-LEASE_MARGIN = timedelta(seconds=60)  # beyond the timeout: how long a claimed attempt is left to its worker
+# Beyond the POSTs' own bound (the timeout per round of CONCURRENCY): time to record the batch's outcomes. A
+# worker that outlives its lease still records its attempts; the delivery may then be sent once more.
+LEASE_MARGIN = timedelta(seconds=10)
 FAN_OUT_BATCH = 1000
 CLAIM_BATCH = 100
 CONCURRENCY = 20  # POSTs in flight per pass: one slow receiver must not hold up the others' deliveries
@@ -66,6 +71,7 @@ class Job:
 
     delivery_id: uuid.UUID
     lease_until: datetime
+    mode: Mode  # a live-mode target is checked again on every connection (targets.py)
     url: str
     secrets: tuple[str, ...]
     body: bytes
@@ -151,9 +157,11 @@ async def fan_out(runtime: Runtime) -> int:
 
 
 async def claim(runtime: Runtime, timeout_seconds: float, limit: int = CLAIM_BATCH) -> list[Job]:
-    """Due deliveries of enabled endpoints, their attempt counted and leased, committed before anything is sent."""
+    """Due deliveries of enabled endpoints, their attempt counted and leased, committed before anything is sent.
+
+    The lease covers the batch: its POSTs run CONCURRENCY at a time, each bounded by the timeout, then the batch
+    is recorded at once."""
     now = runtime.clock.now()
-    lease_until = now + timedelta(seconds=timeout_seconds) + LEASE_MARGIN
     async with open_db(runtime.sessionmaker) as db, db.transaction():
         rows = (
             await db.execute(
@@ -172,6 +180,8 @@ async def claim(runtime: Runtime, timeout_seconds: float, limit: int = CLAIM_BAT
         ).all()
         if not rows:
             return []
+        rounds = -(-len(rows) // CONCURRENCY)
+        lease_until = now + timedelta(seconds=timeout_seconds * rounds) + LEASE_MARGIN
         events = {
             event.id: event
             for event in await db.scalars(
@@ -189,7 +199,16 @@ async def claim(runtime: Runtime, timeout_seconds: float, limit: int = CLAIM_BAT
                 and endpoint.previous_secret_expires_at > now
             ):
                 secrets.append(endpoint.previous_secret)
-            jobs.append(Job(delivery.id, lease_until, endpoint.url, tuple(secrets), body_of(events[delivery.event_id])))
+            jobs.append(
+                Job(
+                    delivery.id,
+                    lease_until,
+                    Mode(endpoint.mode),
+                    endpoint.url,
+                    tuple(secrets),
+                    body_of(events[delivery.event_id]),
+                )
+            )
     return jobs
 
 
@@ -215,6 +234,11 @@ async def send(client: httpx.AsyncClient, job: Job, now: datetime, timeout_secon
         status_code, excerpt = await asyncio.wait_for(post(), timeout=timeout_seconds)
     except (TimeoutError, httpx.TimeoutException):
         return Outcome(None, _elapsed(started), None, f"timed out after {timeout_seconds:g} s")
+    except httpx.ConnectError as error:
+        if isinstance(error.__cause__, UnsafeTarget):
+            message = f"refused, nothing sent: {error.__cause__}; live-mode webhooks never go to {REFUSED} addresses"
+            return Outcome(None, _elapsed(started), None, message[:ERROR_LENGTH])
+        return Outcome(None, _elapsed(started), None, f"ConnectError: {error}"[:ERROR_LENGTH])
     except httpx.HTTPError as error:
         return Outcome(None, _elapsed(started), None, f"{type(error).__name__}: {error}"[:ERROR_LENGTH])
     return Outcome(status_code, _elapsed(started), excerpt.decode("utf-8", "replace"), None)
@@ -224,47 +248,64 @@ def _elapsed(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
 
-async def record(runtime: Runtime, job: Job, outcome: Outcome) -> None:
-    """Keep the attempt and move the delivery on, unless its lease was lost (another worker took it over)."""
+async def record(runtime: Runtime, results: Sequence[tuple[Job, Outcome]]) -> None:
+    """Keep each attempt and move its delivery on, unless its lease was lost (another worker took it over); one
+    transaction for the batch, its rows locked in id order so that concurrent recorders cannot deadlock."""
     now = runtime.clock.now()
     async with open_db(runtime.sessionmaker) as db, db.transaction():
-        delivery = await db.scalar(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.id == job.delivery_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        if delivery is None:  # the endpoint was deleted meanwhile
-            return
-        db.add(
-            WebhookAttempt(
-                id=uuid.uuid4(),
-                org_id=delivery.org_id,
-                mode=delivery.mode,
-                created_at=now,
-                delivery_id=delivery.id,
-                status_code=outcome.status_code,
-                latency_ms=outcome.latency_ms,
-                response_excerpt=outcome.excerpt,
-                error=outcome.error,
+        deliveries = {
+            delivery.id: delivery
+            for delivery in await db.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.id.in_([job.delivery_id for job, _ in results]))
+                .order_by(WebhookDelivery.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
             )
-        )
-        if delivery.lease_until != job.lease_until:
-            return
-        delivery.lease_until = None
-        delivery.last_status_code = outcome.status_code
-        if outcome.ok:
-            delivery.status = DELIVERED
-            delivery.delivered_at = now
-            delivery.next_attempt_at = None
-            return
-        failures = delivery.attempts - delivery.attempts_before_schedule
-        if failures <= len(RETRY_DELAYS):
-            delivery.next_attempt_at = now + RETRY_DELAYS[failures - 1]
-        else:
-            delivery.status = FAILED
-            delivery.next_attempt_at = None
-        await _disable_if_failing(runtime, db, delivery.endpoint_id, now)
+        }
+        failing: set[uuid.UUID] = set()
+        for job, outcome in results:
+            delivery = deliveries.get(job.delivery_id)
+            if delivery is None:  # the endpoint was deleted meanwhile
+                continue
+            db.add(
+                WebhookAttempt(
+                    id=uuid.uuid4(),
+                    org_id=delivery.org_id,
+                    mode=delivery.mode,
+                    created_at=now,
+                    delivery_id=delivery.id,
+                    status_code=outcome.status_code,
+                    latency_ms=outcome.latency_ms,
+                    response_excerpt=outcome.excerpt,
+                    error=outcome.error,
+                )
+            )
+            if delivery.lease_until != job.lease_until:
+                continue
+            _move_on(delivery, outcome, now)
+            if not outcome.ok:
+                failing.add(delivery.endpoint_id)
+        await db.flush()
+        for endpoint_id in sorted(failing):
+            await _disable_if_failing(runtime, db, endpoint_id, now)
+
+
+def _move_on(delivery: WebhookDelivery, outcome: Outcome, now: datetime) -> None:
+    """DELIVERED on 2xx; else the next attempt on the retry schedule, or FAILED after the last one."""
+    delivery.lease_until = None
+    delivery.last_status_code = outcome.status_code
+    if outcome.ok:
+        delivery.status = DELIVERED
+        delivery.delivered_at = now
+        delivery.next_attempt_at = None
+        return
+    failures = delivery.attempts - delivery.attempts_before_schedule
+    if failures <= len(RETRY_DELAYS):
+        delivery.next_attempt_at = now + RETRY_DELAYS[failures - 1]
+    else:
+        delivery.status = FAILED
+        delivery.next_attempt_at = None
 
 
 def _ok(column: Any) -> Any:
@@ -310,33 +351,72 @@ async def _disable_if_failing(runtime: Runtime, db: Any, endpoint_id: uuid.UUID,
     log.warning("disabled webhook endpoint %s (org %s mode %s): failing since %s", endpoint_id, org_id, mode, since)
 
 
-async def deliver_once(runtime: Runtime, *, timeout_seconds: float = TIMEOUT_SECONDS) -> int:
+class Senders:
+    """The loop's two HTTP clients, kept from pass to pass: building one loads the CA bundle (tens of milliseconds
+    of CPU, which a pass per commit would pay each time), and kept-alive connections to receivers are reused.
+
+    The environment's proxy settings are not for these calls: the target was checked, not a proxy. Live mode
+    checks it again on every connection it opens (``targets.GuardedBackend``); test mode may call a local receiver.
+    """
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self.timeout_seconds = timeout_seconds
+        tls = httpx.create_ssl_context(trust_env=False)
+        options: dict[str, Any] = {"timeout": timeout_seconds, "follow_redirects": False, "trust_env": False}
+        self.test = httpx.AsyncClient(verify=tls, **options)
+        self.live = httpx.AsyncClient(transport=guarded_transport(tls), **options)
+
+    def client(self, mode: Mode) -> httpx.AsyncClient:
+        return self.live if mode is Mode.LIVE else self.test
+
+    async def aclose(self) -> None:
+        await self.test.aclose()
+        await self.live.aclose()
+
+
+async def deliver_once(
+    runtime: Runtime, *, timeout_seconds: float = TIMEOUT_SECONDS, senders: Senders | None = None
+) -> int:
     """One pass: fan out new events, then send every due delivery; returns how many attempts were made."""
+    if senders is None:
+        own = Senders(timeout_seconds)
+        try:
+            return await deliver_once(runtime, senders=own)
+        finally:
+            await own.aclose()
     await fan_out(runtime)
     made = 0
     gate = asyncio.Semaphore(CONCURRENCY)
-    # The environment's proxy settings are not for these calls: the target was checked, not a proxy.
-    async with httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False, trust_env=False) as client:
+    timeout = senders.timeout_seconds
 
-        async def attempt(job: Job) -> None:
-            async with gate:
-                outcome = await send(client, job, runtime.clock.now(), timeout_seconds)
-            await record(runtime, job, outcome)
+    async def attempt(job: Job) -> tuple[Job, Outcome]:
+        async with gate:
+            return job, await send(senders.client(job.mode), job, runtime.clock.now(), timeout)
 
-        while jobs := await claim(runtime, timeout_seconds):
-            await asyncio.gather(*(attempt(job) for job in jobs))
-            made += len(jobs)
+    while jobs := await claim(runtime, timeout):
+        await record(runtime, await asyncio.gather(*(attempt(job) for job in jobs)))
+        made += len(jobs)
     return made
 
 
-async def run_forever(runtime: Runtime, interval_seconds: float, stop: asyncio.Event) -> None:
-    """The loop `kobo serve` runs beside the billing worker and `kobo worker` runs alone."""
-    while not stop.is_set():
-        try:
-            made = await deliver_once(runtime)
-            if made:
-                log.info("made %d webhook delivery attempt(s)", made)
-        except Exception:  # a store outage must not kill the loop; the next pass retries
-            log.exception("webhook delivery pass failed; retrying in %.0f s", interval_seconds)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_seconds)
+async def run_forever(
+    runtime: Runtime, interval_seconds: float, stop: asyncio.Event, *, timeout_seconds: float = TIMEOUT_SECONDS
+) -> None:
+    """The loop `kobo serve` runs beside the billing worker and `kobo worker` runs alone: a pass as soon as an
+    outbox row commits (PostgreSQL NOTIFY), and every ``interval_seconds`` for retries and missed notifications."""
+    wakeup = Wakeup(runtime.engine)
+    senders = Senders(timeout_seconds)
+    try:
+        while not stop.is_set():
+            await wakeup.listen()
+            wakeup.clear()
+            try:
+                made = await deliver_once(runtime, senders=senders)
+                if made:
+                    log.info("made %d webhook delivery attempt(s)", made)
+            except Exception:  # a store outage must not kill the loop; the next pass retries
+                log.exception("webhook delivery pass failed; retrying in %.0f s", interval_seconds)
+            await wakeup.wait(stop, interval_seconds)
+    finally:
+        await wakeup.close()
+        await senders.aclose()

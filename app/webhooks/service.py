@@ -1,17 +1,15 @@
 """Managing webhook endpoints and reading their deliveries, within the caller's organization and mode.
 
 Targets are checked when an endpoint is created: http(s) only, and in live mode never a host that resolves to a
-private, loopback or link-local address (the server must not be made to call into its own network). Test mode
-allows them so that a receiver on a developer's machine can be used.
+private, loopback, link-local, multicast or reserved address (the server must not be made to call into its own
+network); delivery checks again on every connection it opens (``targets.py``). Test mode allows them so that a
+receiver on a developer's machine can be used.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import ipaddress
 import secrets
-import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +20,7 @@ from app.services import ServiceContext
 from app.tenancy import Mode, parse_uuid
 from app.webhooks.models import URL_LENGTH, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.repository import AttemptRepository, DeliveryRepository, EndpointRepository
+from app.webhooks.targets import REFUSED, blocked, resolve
 
 PENDING, DELIVERED, FAILED = "PENDING", "DELIVERED", "FAILED"
 MAX_ENDPOINTS = 20  # per organization and mode: each one multiplies every event's deliveries
@@ -43,29 +42,6 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
-def _blocked(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    mapped = getattr(address, "ipv4_mapped", None)
-    if mapped is not None:
-        address = mapped
-    return (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_unspecified
-        or address.is_multicast
-        or address.is_reserved
-    )
-
-
-async def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-
-
 async def check_target(url: str, mode: Mode, field: str = "input.url") -> str:
     """The URL, stripped, if Kobo may POST to it; BAD_USER_INPUT naming ``field`` otherwise."""
     url = url.strip()
@@ -82,13 +58,12 @@ async def check_target(url: str, mode: Mode, field: str = "input.url") -> str:
         raise InvalidInput("url must not carry credentials; the signature authenticates Kobo.", field=field)
     if mode is Mode.LIVE:
         try:
-            addresses = await _addresses(parts.hostname, port)
+            addresses = await resolve(parts.hostname, port)
         except OSError:
             raise InvalidInput(f"The host {parts.hostname!r} does not resolve.", field=field) from None
-        if not addresses or any(_blocked(address) for address in addresses):
+        if not addresses or any(blocked(address) for address in addresses):
             raise InvalidInput(
-                "In live mode a webhook URL must not resolve to a private, loopback or link-local address "
-                "(test mode allows them).",
+                f"In live mode a webhook URL must not resolve to a {REFUSED} address (test mode allows them).",
                 field=field,
             )
     return url

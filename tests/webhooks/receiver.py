@@ -32,6 +32,7 @@ def verify(header: str, body: bytes, secret: str, now: float | None = None) -> b
 class Received:
     headers: dict[str, str]
     body: bytes
+    at: float  # time.time() when it arrived
 
 
 @dataclass
@@ -40,6 +41,8 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)  # answered in order; 200 once exhausted
     hang_seconds: float = 0.0
     requests: list[Received] = field(default_factory=list)
+    arrived: threading.Event = field(default_factory=threading.Event)  # set by every request
+    released: threading.Event = field(default_factory=threading.Event)  # ends every hang (set on the way out)
 
 
 @contextmanager
@@ -49,9 +52,11 @@ def receiver(statuses: list[int] | None = None, hang_seconds: float = 0.0) -> It
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            state.requests.append(Received({key.lower(): value for key, value in self.headers.items()}, body))
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            state.requests.append(Received(headers, body, time.time()))
+            state.arrived.set()
             if state.hang_seconds:
-                time.sleep(state.hang_seconds)
+                state.released.wait(state.hang_seconds)
             status = state.statuses.pop(0) if state.statuses else 200
             answer = b"ok" if status < 300 else b"not now"
             self.send_response(status)
@@ -70,5 +75,6 @@ def receiver(statuses: list[int] | None = None, hang_seconds: float = 0.0) -> It
     try:
         yield state
     finally:
+        state.released.set()
         server.shutdown()
         server.server_close()

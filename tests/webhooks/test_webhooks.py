@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from app.outbox.service import record
 from app.runtime import Runtime
 from app.services import ServiceContext
 from app.tenancy import Mode, Scope
-from app.webhooks.delivery import deliver_once
+from app.webhooks.delivery import deliver_once, run_forever
 from conftest import SettableClock
 from factories import Api, GraphQLError, Tenant
 
@@ -247,3 +248,22 @@ async def test_deliveries_page_with_a_cursor(runtime: Runtime, api: Api, tenant:
     assert {node["id"] for node in first["nodes"] + rest["nodes"]} == {
         node["id"] for node in await deliveries(api, created["endpoint"]["id"])
     }
+
+
+async def test_the_loop_sends_as_soon_as_an_event_commits(runtime: Runtime, api: Api, tenant: Tenant) -> None:
+    """The outbox trigger's NOTIFY wakes the loop: with an hour between passes, a committed event still leaves."""
+    with receiver() as hook:
+        await endpoint(api, hook.url)
+        stop = asyncio.Event()
+        loop = asyncio.create_task(run_forever(runtime, 3600, stop))
+        try:
+            await asyncio.sleep(0.5)  # the loop's first pass, then it waits
+            event_id = await emit(runtime, tenant)
+            for _ in range(300):
+                if hook.requests:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            stop.set()
+            await loop
+    assert [json.loads(request.body)["id"] for request in hook.requests] == [event_id]
