@@ -9,20 +9,17 @@ from typing import Any
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
-from app.money import format_decimal
+from app.errors import InvalidInput
+from app.money import format_decimal, parse_decimal
 
 
 def _parse_decimal(value: Any) -> decimal.Decimal:
-    # JSON floats arrive as Decimal (the body is parsed with parse_float=Decimal), so no binary float is ever seen.
-    if isinstance(value, bool) or not isinstance(value, str | int | decimal.Decimal):
-        raise ValueError('expected a decimal number as a string, e.g. "2.50"')
+    """The rules every amount follows (``money.parse_decimal``): ASCII digits only (no "1_000", no "١٢"), finite,
+    bounded. JSON floats arrive as Decimal (bodies are parsed with parse_float=Decimal): no binary float is seen."""
     try:
-        parsed = decimal.Decimal(value.strip() if isinstance(value, str) else value)
-    except decimal.InvalidOperation:
-        raise ValueError(f"{value!r} is not a decimal number") from None
-    if not parsed.is_finite():
-        raise ValueError(f"{value!r} is not a finite decimal number")
-    return parsed
+        return parse_decimal(value, "A Decimal")
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
 
 
 def _parse_datetime(value: Any) -> dt.datetime:

@@ -1,21 +1,21 @@
-"""The schema: each domain's queries and mutations merged, with the API's scalars, limits and error mapping.
-
-The limits' validation rules are built once, here: the limiter extensions make a new rule class per instance, i.e.
-per request, and ``ValidatedDocuments`` (which skips validating a text that passed before) keys on the rules.
-"""
+"""The schema: each domain's queries and mutations merged, with the API's scalars, limits and error mapping."""
 
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from graphql.validation import MaxIntrospectionDepthRule
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from app.alerts.schema import AlertMutation, AlertQuery
 from app.billing.schema import BillingMutation
+from app.config import LIMITS
 from app.customers.schema import CustomerMutation, CustomerQuery
 from app.graphql import coerced
+from app.graphql.cost import OperationLimits
 from app.graphql.errors import ApiErrors, CloseSession
+from app.graphql.inputs import CheckInputs
 from app.graphql.scalars import SCALAR_MAP
 from app.graphql.validated import ValidatedDocuments
 from app.invoices.schema import InvoiceMutation, InvoiceQuery
@@ -58,11 +58,6 @@ Mutation = merge_types(
     ),
 )
 
-_LIMITS = [
-    *QueryDepthLimiter(max_depth=12).validation_rules,
-    *MaxAliasesLimiter(max_alias_count=30).validation_rules,
-]
-
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
@@ -70,9 +65,11 @@ schema = strawberry.Schema(
     extensions=[
         ApiErrors,
         CloseSession,
-        lambda: AddValidationRules(_LIMITS),
-        lambda: MaxTokensLimiter(max_token_count=20_000),
-        ValidatedDocuments,
+        lambda: MaxTokensLimiter(max_token_count=LIMITS.max_tokens),
+        CheckInputs,  # every argument's text, JSON and dates (app/inputs.py)
+        ValidatedDocuments,  # a text that passed once skips the checks below
+        OperationLimits,  # depth, aliases, cost: before graphql-core's rules (app/graphql/cost.py)
+        lambda: AddValidationRules([MaxIntrospectionDepthRule]),  # introspection, which the cost leaves out
     ],
 )
 coerced.install(schema)  # ingestEvents takes graphql-core's coerced events: see app/graphql/coerced.py
