@@ -15,11 +15,11 @@ from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-from app import telemetry
+from app import bodies, telemetry
 from app.auth import bearer_token
 from app.config import Settings, load_settings
 from app.graphql.context import build_context
@@ -30,10 +30,13 @@ from app.usage import jsonenc, rest
 log = logging.getLogger("kobo")
 
 
+def graphql_error(status: int, code: str, message: str, **extensions: object) -> JSONResponse:
+    error = {"message": message, "extensions": {"code": code, **extensions}}
+    return JSONResponse({"data": None, "errors": [error]}, status_code=status)
+
+
 def unauthenticated(message: str) -> JSONResponse:
-    return JSONResponse(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}, status_code=401
-    )
+    return graphql_error(401, "UNAUTHENTICATED", message)
 
 
 class KoboGraphQL(GraphQL):  # type: ignore[type-arg]
@@ -44,13 +47,20 @@ class KoboGraphQL(GraphQL):  # type: ignore[type-arg]
         self.runtime_of = runtime_of
 
     def decode_json(self, data: str | bytes) -> object:
-        return json.loads(data, parse_float=Decimal)
+        try:
+            return json.loads(data, parse_float=Decimal, parse_constant=_not_a_number)
+        except (ValueError, RecursionError) as exc:  # nested past the recursion limit, NaN, a 5000-digit integer
+            raise HTTPException(400, f"The body is not valid JSON: {exc}.") from None
 
     def encode_json(self, data: object) -> str:
         return jsonenc.dumps(data)
 
     async def get_context(self, request: Any, response: Any) -> Any:
         return build_context(request, response, self.runtime_of(request), request.state.principal)
+
+
+def _not_a_number(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 async def authenticate(request: Request, runtime: Runtime) -> JSONResponse | None:
@@ -109,10 +119,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         failure = await authenticate(request, request.app.state.runtime)
         if failure is not None:
             return failure
+        if request.method == "POST":  # read up to the limit here: Strawberry would read any size
+            try:
+                request = bodies.with_body(request, await bodies.read_body(request))
+            except bodies.BodyTooLarge as exc:
+                return graphql_error(413, "BAD_USER_INPUT", exc.message, limit="body", maximum=exc.limit)
+            except bodies.BadContentLength as exc:
+                return graphql_error(400, "BAD_USER_INPUT", exc.message)
         try:
             return await graphql_app.run(request)  # type: ignore[no-any-return]
         except HTTPException as exc:
-            return PlainTextResponse(exc.reason, status_code=exc.status_code)
+            return graphql_error(exc.status_code, "BAD_USER_INPUT", exc.reason)
 
     async def healthz(request: Request) -> Response:
         current: Runtime = request.app.state.runtime
