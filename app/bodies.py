@@ -29,7 +29,9 @@ class BadContentLength(Exception):
     message = "The Content-Length header is not a number."
 
 
-async def read_body(request: Request, limit: int = LIMITS.max_body_bytes) -> bytes:
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    """The body, refused as soon as it is known to exceed ``limit`` (default: the ``max_body_bytes`` setting)."""
+    limit = LIMITS.max_body_bytes if limit is None else limit
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.strip().isdigit():

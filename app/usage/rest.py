@@ -141,7 +141,9 @@ def parse_json(body: bytes) -> Any:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            if "infinity" not in str(exc):  # a number past the float range: valid JSON, parsed exactly below
+            # a number past the float range is valid JSON, and a lone surrogate's escape is refused by the text check
+            # naming its field: both parsed below
+            if "infinity" not in str(exc) and "surrogate" not in str(exc):
                 raise RestError(400, "BAD_USER_INPUT", f"The body is not valid JSON: {exc}.") from None
     try:
         return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
