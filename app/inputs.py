@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from app.config import LIMITS
 from app.errors import InvalidInput
 
@@ -32,6 +34,34 @@ def _unstorable(text: str) -> str | None:
         except UnicodeEncodeError:
             return "holds a lone UTF-16 surrogate (not a character); send valid Unicode"
     return None
+
+
+def text_ok(value: str, max_chars: int = LIMITS.max_string_chars) -> bool:
+    """The fast answer to ``check_text``: True when it would pass (ASCII without NUL, the common case, costs two
+    C-level scans)."""
+    return len(value) <= max_chars and (("\x00" not in value and value.isascii()) or _unstorable(value) is None)
+
+
+def _as_text(value: Any) -> str:
+    return str(value)  # a Decimal (GraphQL bodies parse floats as Decimal): its digits are all the size check needs
+
+
+def json_ok(value: Any) -> bool:
+    """A conservative fast answer to ``check_json``: True only when the walk would pass.
+
+    orjson encodes the value (refusing lone surrogates and nesting past 254 levels) in C; NUL is then the escape
+    ``\\u0000`` in its output, and the nesting is at most the number of brackets it wrote. False means "not
+    sure": the walk decides and names the culprit.
+    """
+    try:
+        text = orjson.dumps(value, default=_as_text)
+    except orjson.JSONEncodeError:  # a lone surrogate, an integer past 64 bits, a non-string key
+        return False
+    return (
+        len(text) <= LIMITS.max_json_bytes
+        and b"\\u0000" not in text
+        and text.count(b"{") + text.count(b"[") <= LIMITS.max_json_depth
+    )
 
 
 def check_text(value: str, field: str, *, max_chars: int = LIMITS.max_string_chars) -> None:

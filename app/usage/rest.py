@@ -36,7 +36,7 @@ from app import bodies, telemetry
 from app.auth import bearer_token
 from app.config import LIMITS
 from app.errors import InvalidInput, StoreUnavailable
-from app.inputs import check_datetime, check_json, check_text
+from app.inputs import check_datetime, check_json, check_text, json_ok
 from app.usage.ingest import MAX_BATCH, IncomingEvent, new_event
 
 log = logging.getLogger("kobo.rest")
@@ -203,8 +203,8 @@ def incoming_events(document: Any) -> list[IncomingEvent]:
         if not (name.isascii() and customer.isascii() and key.isascii()) or "\x00" in f"{name}{customer}{key}":
             _check_texts(index, name, customer, key)  # names the field at fault; plain ASCII needs no more
         properties = event.get("properties")
-        if properties is not None:
-            check_json(properties, f"events.{index}.properties")
+        if properties is not None and not json_ok(properties):
+            check_json(properties, f"events.{index}.properties")  # names what is wrong (json_ok only says "maybe")
         if timestamp is not None:
             parsed = None
             if type(timestamp) is str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -55,7 +56,7 @@ schemathesis.graphql.scalar("JSON", _json)
 
 GRAPHQL = schemathesis.graphql.from_dict(dict(introspection_from_schema(schema._schema)))
 OPENAPI = schemathesis.openapi.from_dict(rest.OPENAPI)
-EXAMPLES = 6
+EXAMPLES = int(os.environ.get("KOBO_FUZZ_EXAMPLES", "6"))
 
 
 def _operations(loaded: Any) -> dict[str, Any]:
