@@ -41,14 +41,16 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 from app.config import LIMITS
+from app.outbox import schema as outbox_schema
+from app.usage import service as usage_service
 
 LIST_ESTIMATE = 10
 # Fields whose list holds more (or other) than a page of `max_page_size`: what `first` (or the list) may reach.
 CAPS: dict[str, int] = {
-    "Query.usage": LIMITS.max_series_points,
-    "Query.usageSummary": 1000,
-    "Query.outboxEvents": 500,
-    "LineItem.events": 1000,
+    "Query.usage": usage_service.MAX_POINTS,
+    "Query.usageSummary": usage_service.MAX_PAGE,
+    "Query.outboxEvents": outbox_schema.MAX_PAGE,
+    "LineItem.events": usage_service.MAX_PAGE,  # the line's events are read by usage.service.line_events
 }
 
 
