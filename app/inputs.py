@@ -72,6 +72,15 @@ def check_text(value: str, field: str, *, max_chars: int = LIMITS.max_string_cha
         raise InvalidInput(f"{field} {reason}.", field=field)
 
 
+def to_utc(value: datetime) -> datetime:
+    """``value`` in UTC; one that UTC cannot express (within a day of year 1 or 9999) becomes the nearest edge of what
+    Python can, which ``check_datetime`` then refuses, naming the field, instead of an OverflowError."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
 def check_datetime(value: datetime, field: str) -> None:
     if value.tzinfo is not None and not EARLIEST <= value < LATEST:
         raise InvalidInput(f"{field} must be between 1900-01-01 and 2200-01-01 (UTC).", field=field)

@@ -10,6 +10,7 @@ import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
 from app.errors import InvalidInput
+from app.inputs import to_utc
 from app.money import format_decimal, parse_decimal
 
 
@@ -31,7 +32,7 @@ def _parse_datetime(value: Any) -> dt.datetime:
         raise ValueError(f"{value!r} is not an RFC 3339 date-time (e.g. 2026-11-01T00:00:00Z)") from None
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset; add Z or +01:00")
-    return parsed.astimezone(dt.UTC)
+    return to_utc(parsed)  # out of the stores' range: refused by the input check, naming the field
 
 
 def _serialize_datetime(value: dt.datetime) -> str:

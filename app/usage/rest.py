@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -36,7 +36,7 @@ from app import bodies, telemetry
 from app.auth import bearer_token
 from app.config import LIMITS
 from app.errors import InvalidInput, StoreUnavailable
-from app.inputs import check_datetime, check_json, check_text, json_ok
+from app.inputs import check_datetime, check_json, check_text, json_ok, to_utc
 from app.usage.ingest import MAX_BATCH, IncomingEvent, new_event
 
 log = logging.getLogger("kobo.rest")
@@ -214,7 +214,7 @@ def incoming_events(document: Any) -> list[IncomingEvent]:
                     pass
             if parsed is None or parsed.tzinfo is None:
                 raise _timestamp_error(timestamp, f"events.{index}.timestamp")
-            timestamp = parsed.astimezone(UTC)
+            timestamp = to_utc(parsed)
             check_datetime(timestamp, f"events.{index}.timestamp")
         append(new((name, customer, key, timestamp, properties)))
     return batch

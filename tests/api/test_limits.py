@@ -205,7 +205,9 @@ async def test_unstorable_text_over_rest_names_the_field(api: Api, http: httpx.A
         assert response.json()["error"]["field"] == field
 
 
-@pytest.mark.parametrize("when", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1899-12-31T23:59:59+00:00"])
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00", "1899-12-31T23:59:59Z"]
+)
 async def test_dates_the_stores_cannot_hold_name_the_field(api: Api, when: str) -> None:
     world = await api.billable()
     create = "mutation($input: CreateSubscriptionInput!) { createSubscription(input: $input) { id } }"
@@ -215,6 +217,27 @@ async def test_dates_the_stores_cannot_hold_name_the_field(api: Api, when: str) 
     usage = 'query($from: DateTime!) { usageSummary(metricId: "x", from: $from, to: "2026-01-01T00:00:00Z") { value } }'
     error = await _error(api, usage, {"from": when})
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "from"}
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00", "2200-01-01T00:00:00Z"])
+async def test_rest_timestamps_the_stores_cannot_hold_name_the_field(
+    api: Api, http: httpx.AsyncClient, when: str
+) -> None:
+    world = await api.billable()
+    event = {
+        "event_name": "api_call",
+        "customer_id": world["customer"]["id"],
+        "idempotency_key": "k",
+        "timestamp": when,
+    }
+    headers = {"Authorization": f"Bearer {api.key}"}
+    response = await http.post("/v1/events", json={"events": [event]}, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        **response.json()["error"],
+        "code": "BAD_USER_INPUT",
+        "field": "events.0.timestamp",
+    }
 
 
 async def test_deep_json_is_a_json_bad_user_input(api: Api, http: httpx.AsyncClient) -> None:
