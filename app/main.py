@@ -30,13 +30,16 @@ from app.usage import jsonenc, rest
 log = logging.getLogger("kobo")
 
 
-def graphql_error(status: int, code: str, message: str, **extensions: object) -> JSONResponse:
-    error = {"message": message, "extensions": {"code": code, **extensions}}
-    return JSONResponse({"data": None, "errors": [error]}, status_code=status)
-
-
 def unauthenticated(message: str) -> JSONResponse:
-    return graphql_error(401, "UNAUTHENTICATED", message)
+    return JSONResponse(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]}, status_code=401
+    )
+
+
+def graphql_error(status: int, message: str, **extensions: object) -> JSONResponse:
+    """A request refused before GraphQL ran (a body too large, or not JSON): the caller's to fix."""
+    error = {"message": message, "extensions": {"code": "BAD_USER_INPUT", **extensions}}
+    return JSONResponse({"data": None, "errors": [error]}, status_code=status)
 
 
 class KoboGraphQL(GraphQL):  # type: ignore[type-arg]
@@ -123,13 +126,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             try:
                 request = bodies.with_body(request, await bodies.read_body(request))
             except bodies.BodyTooLarge as exc:
-                return graphql_error(413, "BAD_USER_INPUT", exc.message, limit="body", maximum=exc.limit)
+                return graphql_error(413, exc.message, limit="body", maximum=exc.limit)
             except bodies.BadContentLength as exc:
-                return graphql_error(400, "BAD_USER_INPUT", exc.message)
+                return graphql_error(400, exc.message)
         try:
             return await graphql_app.run(request)  # type: ignore[no-any-return]
         except HTTPException as exc:
-            return graphql_error(exc.status_code, "BAD_USER_INPUT", exc.reason)
+            return graphql_error(exc.status_code, exc.reason)
 
     async def healthz(request: Request) -> Response:
         current: Runtime = request.app.state.runtime
