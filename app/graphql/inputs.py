@@ -1,4 +1,5 @@
-"""Every argument checked by ``app.inputs`` before its resolver runs, following the argument's GraphQL type.
+"""Every argument checked by ``app.inputs`` before its resolver runs, following the argument's GraphQL type (and
+every ``Decimal`` by ``money.check_bounds``: its scalar checks only the syntax, which has no field to name).
 
 A resolve hook (graphql-core middleware) sees each field's arguments as graphql-core coerced them, keyed by GraphQL
 names, so a path reads as the client wrote it (``input.name``, ``events.3.properties.region``). It runs before the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from graphql import (
@@ -29,6 +31,7 @@ from strawberry.extensions import SchemaExtension
 from app.config import LIMITS
 from app.errors import InvalidInput
 from app.inputs import EARLIEST, LATEST, check_datetime, check_json, check_text, json_ok, text_ok
+from app.money import check_bounds, decimal_in_bounds
 
 Predicate = Callable[[Any], bool]
 
@@ -54,6 +57,8 @@ def check_value(value: Any, type_: GraphQLInputType, field: str) -> None:
             check_text(value, field)
         elif isinstance(value, datetime):
             check_datetime(value, field)
+        elif isinstance(value, Decimal):
+            check_bounds(value, field)
         elif type_.name == "JSON":
             check_json(value, field)
 
@@ -87,7 +92,9 @@ def _build(type_: GraphQLInputType) -> Predicate | None:
             return lambda value: value is None or EARLIEST <= value < LATEST
         if type_.name == "JSON":
             return lambda value: value is None or json_ok(value)
-    return None  # Int, Float, Boolean, enums, Decimal (its scalar refuses what it cannot hold)
+        if type_.name == "Decimal":
+            return lambda value: value is None or decimal_in_bounds(value)
+    return None  # Int, Float, Boolean, enums
 
 
 def _object(type_: GraphQLInputObjectType) -> Predicate:

@@ -11,14 +11,15 @@ from strawberry.types.scalar import ScalarDefinition
 
 from app.errors import InvalidInput
 from app.inputs import to_utc
-from app.money import format_decimal, parse_decimal
+from app.money import decimal_syntax, format_decimal
 
 
 def _parse_decimal(value: Any) -> decimal.Decimal:
-    """The rules every amount follows (``money.parse_decimal``): ASCII digits only (no "1_000", no "١٢"), finite,
-    bounded. JSON floats arrive as Decimal (bodies are parsed with parse_float=Decimal): no binary float is seen."""
+    """The syntax every amount follows (``money.decimal_syntax``): ASCII digits only (no "1_000", no "١٢"), finite.
+    Its bounds are checked with the other input rules (app/graphql/inputs.py), which name the field. JSON floats arrive
+    as Decimal (bodies are parsed with parse_float=Decimal): no binary float is seen."""
     try:
-        return parse_decimal(value, "A Decimal")
+        return decimal_syntax(value, "A Decimal")
     except InvalidInput as exc:
         raise ValueError(exc.message) from None
 
