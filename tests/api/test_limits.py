@@ -267,3 +267,15 @@ async def test_the_decimal_scalar_takes_ascii_finite_numbers_only(api: Api, text
     error = await _error(api, create, {"input": {"name": "p", "prices": [price]}})
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "unitPrice" in error["message"]
+
+
+async def test_filter_values_and_void_reasons_have_limits_of_their_own(api: Api) -> None:
+    create = "mutation($input: CreateMetricInput!) { createMetric(input: $input) { id } }"
+    filters = [{"property": "region", "values": ["eu", "x" * 256]}]
+    metric = {"name": "m", "eventName": "api_call", "aggregation": "COUNT", "filters": filters}
+    error = await _error(api, create, {"input": metric})
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.filters.0.values.1"}
+
+    void = "mutation($input: VoidEventsInput!) { voidEvents(input: $input) { id } }"
+    error = await _error(api, void, {"input": {"idempotencyKeys": ["k"], "reason": "x" * 1001}})
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "input.reason"}
