@@ -47,11 +47,12 @@ def _as_text(value: Any) -> str:
 
 
 def json_ok(value: Any) -> bool:
-    """A conservative fast answer to ``check_json``: True only when the walk would pass.
+    """A fast answer to ``check_json`` for the common case; False means "not sure": the walk decides and names the
+    culprit.
 
-    orjson encodes the value (refusing lone surrogates and nesting past 254 levels) in C; NUL is then the escape
-    ``\\u0000`` in its output, and the nesting is at most the number of brackets it wrote. False means "not
-    sure": the walk decides and names the culprit.
+    orjson encodes the value in C (refusing lone surrogates and nesting past 254 levels); NUL is then the escape
+    ``\\u0000`` in its output, the size is its length, and the nesting is at most the number of brackets. (The walk
+    estimates numbers' lengths instead, so within a few bytes of the size limit the two may disagree.)
     """
     try:
         text = orjson.dumps(value, default=_as_text)
