@@ -120,6 +120,41 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "1").lower() not in {"0", "false", "no", "off"}
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one request may ask of the server: every input and every answer is bounded (docs/API.md "Limits").
+
+    Each is read once, at import, from ``KOBO_<NAME>`` (e.g. ``KOBO_MAX_BODY_BYTES``): the GraphQL schema and its
+    validation rules are built at import too, before any ``Settings`` exist.
+    """
+
+    max_body_bytes: int = 5 * 1024 * 1024  # a request body, /graphql and /v1/events alike
+    max_query_depth: int = 13  # nested fields, the root field being 1; fragments expanded
+    max_aliases: int = 30  # aliased fields per operation, fragments expanded
+    max_query_cost: int = 250_000  # each field 1, times the page size (or cap) of every list around it
+    max_tokens: int = 20_000  # of a document's text
+    max_page_size: int = 200  # `first` of a connection
+    max_list_items: int = 1000  # any list argument (an ingest batch is 1000 events)
+    max_string_chars: int = 10_000  # any string argument; names, ids and keys have tighter limits of their own
+    max_json_bytes: int = 64 * 1024  # a JSON value (metadata, event properties) as compact JSON
+    max_json_depth: int = 32  # nesting of a JSON value
+    max_series_points: int = 10_000  # points one usage series answers: buckets × groups
+
+
+def _limit(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(f"KOBO_{name.upper()}")
+    return default if raw in (None, "") else int(raw)
+
+
+def load_limits(environ: Mapping[str, str] | None = None) -> Limits:
+    env = os.environ if environ is None else environ
+    defaults = Limits()
+    return Limits(**{name: _limit(env, name, getattr(defaults, name)) for name in Limits.__slots__})
+
+
+LIMITS: Limits = load_limits()
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     data_dir = Path(env.get("KOBO_DATA_DIR") or ".kobo").expanduser().resolve()

@@ -15,11 +15,11 @@ from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-from app import access, health, telemetry
+from app import access, bodies, health, telemetry
 from app.config import Settings, load_settings
 from app.graphql.context import build_context
 from app.graphql.introspection import Introspection
@@ -33,6 +33,12 @@ from app.usage import jsonenc, rest
 log = logging.getLogger("kobo")
 
 
+def graphql_error(status: int, message: str, **extensions: object) -> JSONResponse:
+    """A request refused before GraphQL ran (a body too large, or not JSON): the caller's to fix."""
+    error = {"message": message, "extensions": {"code": "BAD_USER_INPUT", **extensions}}
+    return JSONResponse({"data": None, "errors": [error]}, status_code=status)
+
+
 class KoboGraphQL(GraphQL):  # type: ignore[type-arg]
     """Strawberry's ASGI view with Kobo's auth in front and exact JSON numbers."""
 
@@ -42,7 +48,10 @@ class KoboGraphQL(GraphQL):  # type: ignore[type-arg]
         self.introspection = introspection
 
     def decode_json(self, data: str | bytes) -> object:
-        return json.loads(data, parse_float=Decimal)
+        try:
+            return json.loads(data, parse_float=Decimal, parse_constant=_not_a_number)
+        except (ValueError, RecursionError) as exc:  # nested past the recursion limit, NaN, a 5000-digit integer
+            raise HTTPException(400, f"The body is not valid JSON: {exc}.") from None
 
     def encode_json(self, data: object) -> str:
         return jsonenc.dumps(data)
@@ -50,6 +59,10 @@ class KoboGraphQL(GraphQL):  # type: ignore[type-arg]
     async def get_context(self, request: Any, response: Any) -> Any:
         principal = request.state.principal
         return build_context(request, response, self.runtime_of(request), principal, self.introspection)
+
+
+def _not_a_number(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 async def authenticate(request: Request, runtime: Runtime) -> JSONResponse | None:
@@ -118,10 +131,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         failure = await authenticate(request, request.app.state.runtime)
         if failure is not None:
             return failure
+        if request.method == "POST":  # read up to the limit here: Strawberry would read any size
+            try:
+                request = bodies.with_body(request, await bodies.read_body(request))
+            except bodies.BodyTooLarge as exc:
+                return graphql_error(413, exc.message, limit="body", maximum=exc.limit)
+            except bodies.BadContentLength as exc:
+                return graphql_error(400, exc.message)
         try:
             return await graphql_app.run(request)  # type: ignore[no-any-return]
         except HTTPException as exc:
-            return PlainTextResponse(exc.reason, status_code=exc.status_code)
+            return graphql_error(exc.status_code, exc.reason)
 
     app.router.routes.extend(
         [

@@ -73,25 +73,39 @@ def parse_decimal(value: object, field: str) -> Decimal:
     Floats are refused rather than converted: ``0.1`` has already lost its value by the time it gets here. ``bool`` is
     refused although it is an ``int``, because ``true`` as a price is a client bug, not the number 1.
     """
+    return check_bounds(decimal_syntax(value, field), field)
+
+
+def decimal_syntax(value: object, field: str) -> Decimal:
+    """``parse_decimal`` without the bounds: what the GraphQL ``Decimal`` scalar checks (the bounds are checked with
+    the other input rules, which name the field)."""
     if isinstance(value, (bool, float)):
         raise InvalidInput(
             f'{field} must be a decimal string such as "12.50", not a {type(value).__name__}', field=field
         )
     if isinstance(value, int):
-        result = Decimal(value)
-    elif isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, str):
+        return Decimal(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InvalidInput(f"{field} must be a finite decimal number", field=field)
+        return value
+    if isinstance(value, str):
         text = value.strip()
         if len(text) > MAX_TEXT_LENGTH or not _DECIMAL_TEXT.fullmatch(text):
             raise InvalidInput(f'{field} must be a decimal number such as "12.50", got {value[:40]!r}', field=field)
-        result = Decimal(text)
-    else:
-        raise InvalidInput(f'{field} must be a decimal string such as "12.50"', field=field)
-    return _check_bounds(result, field)
+        return Decimal(text)
+    raise InvalidInput(f'{field} must be a decimal string such as "12.50"', field=field)
 
 
-def _check_bounds(value: Decimal, field: str) -> Decimal:
+def decimal_in_bounds(value: Decimal) -> bool:
+    """A fast, conservative ``check_bounds``: True when it would pass unchanged (False: it decides)."""
+    if not value.is_finite():
+        return False
+    exponent = int(value.as_tuple().exponent)
+    return value.is_zero() or (value.adjusted() < MAX_INTEGER_DIGITS and -MAX_FRACTION_DIGITS <= exponent <= 0)
+
+
+def check_bounds(value: Decimal, field: str) -> Decimal:
     """Reject NaN, infinities and magnitudes beyond the documented bounds."""
     if not value.is_finite():
         raise InvalidInput(f"{field} must be a finite decimal number", field=field)

@@ -19,10 +19,11 @@ from sqlalchemy import DateTime, ForeignKey, Select, String, Uuid, false, litera
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from sqlalchemy.sql.dml import Update
 
+from app.config import LIMITS
 from app.db import Db, IdMixin, utcnow
 from app.errors import InvalidInput, NotFound
 
-MAX_PAGE = 200
+MAX_PAGE = LIMITS.max_page_size
 
 
 class Mode(str, enum.Enum):

@@ -6,7 +6,7 @@ from typing import Any
 
 import strawberry
 
-from app.tenancy import Page
+from app.tenancy import MAX_PAGE, Page
 
 
 @strawberry.type(name="PageInfo", description="Where a page ends: pass endCursor as `after` for the next one.")
@@ -21,6 +21,6 @@ class PageInfo:
         return cls(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
 
 
-FIRST = "How many objects to return, 1–200 (default 50); anything else is BAD_USER_INPUT on `first`."
+FIRST = f"How many objects to return, 1–{MAX_PAGE} (default 50); anything else is BAD_USER_INPUT on `first`."
 AFTER = "The endCursor of the previous page; omit for the first page."
 ARCHIVED = "Omitted, null or false: live objects only. true: archived ones only."

@@ -9,20 +9,19 @@ from typing import Any
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
-from app.money import format_decimal
+from app.errors import InvalidInput
+from app.inputs import to_utc
+from app.money import decimal_syntax, format_decimal
 
 
 def _parse_decimal(value: Any) -> decimal.Decimal:
-    # JSON floats arrive as Decimal (the body is parsed with parse_float=Decimal), so no binary float is ever seen.
-    if isinstance(value, bool) or not isinstance(value, str | int | decimal.Decimal):
-        raise ValueError('expected a decimal number as a string, e.g. "2.50"')
+    """The syntax every amount follows (``money.decimal_syntax``): ASCII digits only (no "1_000", no "١٢"), finite.
+    Its bounds are checked with the other input rules (app/graphql/inputs.py), which name the field. JSON floats arrive
+    as Decimal (bodies are parsed with parse_float=Decimal): no binary float is seen."""
     try:
-        parsed = decimal.Decimal(value.strip() if isinstance(value, str) else value)
-    except decimal.InvalidOperation:
-        raise ValueError(f"{value!r} is not a decimal number") from None
-    if not parsed.is_finite():
-        raise ValueError(f"{value!r} is not a finite decimal number")
-    return parsed
+        return decimal_syntax(value, "A Decimal")
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
 
 
 def _parse_datetime(value: Any) -> dt.datetime:
@@ -34,7 +33,7 @@ def _parse_datetime(value: Any) -> dt.datetime:
         raise ValueError(f"{value!r} is not an RFC 3339 date-time (e.g. 2026-11-01T00:00:00Z)") from None
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset; add Z or +01:00")
-    return parsed.astimezone(dt.UTC)
+    return to_utc(parsed)  # out of the stores' range: refused by the input check, naming the field
 
 
 def _serialize_datetime(value: dt.datetime) -> str:

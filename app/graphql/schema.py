@@ -1,20 +1,20 @@
-"""The schema: each domain's queries and mutations merged, with the API's scalars, limits and error mapping.
-
-The limits' validation rules are built once, here: the limiter extensions make a new rule class per instance, i.e.
-per request, and ``ValidatedDocuments`` (which skips validating a text that passed before) keys on the rules.
-"""
+"""The schema: each domain's queries and mutations merged, with the API's scalars, limits and error mapping."""
 
 from __future__ import annotations
 
-from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from graphql.validation import MaxIntrospectionDepthRule
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from app.alerts.schema import AlertMutation, AlertQuery
 from app.billing.schema import BillingMutation
+from app.config import LIMITS
 from app.customers.schema import CustomerMutation, CustomerQuery
 from app.graphql import coerced
+from app.graphql.cost import OperationLimits
 from app.graphql.errors import ApiErrors, CloseSession, KoboSchema
+from app.graphql.inputs import CheckInputs
 from app.graphql.introspection import IntrospectionPolicy
 from app.graphql.scalars import SCALAR_MAP
 from app.graphql.scopes import ScopeCheck
@@ -59,11 +59,6 @@ Mutation = merge_types(
     ),
 )
 
-_LIMITS = [
-    *QueryDepthLimiter(max_depth=12).validation_rules,
-    *MaxAliasesLimiter(max_alias_count=30).validation_rules,
-]
-
 schema = KoboSchema(
     query=Query,
     mutation=Mutation,
@@ -71,11 +66,13 @@ schema = KoboSchema(
     extensions=[
         ApiErrors,
         CloseSession,
-        lambda: AddValidationRules(_LIMITS),
-        lambda: MaxTokensLimiter(max_token_count=20_000),
-        IntrospectionPolicy,
-        ValidatedDocuments,
-        ScopeCheck,
+        lambda: MaxTokensLimiter(max_token_count=LIMITS.max_tokens),
+        CheckInputs,  # every argument's text, JSON and dates (app/inputs.py)
+        IntrospectionPolicy,  # by the key's mode: a validation rule, so part of ValidatedDocuments' key
+        ValidatedDocuments,  # a text that passed once skips the checks below
+        OperationLimits,  # depth, aliases, cost: before graphql-core's rules (app/graphql/cost.py)
+        lambda: AddValidationRules([MaxIntrospectionDepthRule]),  # introspection, which the cost leaves out
+        ScopeCheck,  # what the key's scopes let the operation select, after the limits, before execution
     ],
 )
 coerced.install(schema)  # ingestEvents takes graphql-core's coerced events: see app/graphql/coerced.py

@@ -14,6 +14,7 @@ from app.usage.aggregation import PropertyFilter
 
 MAX_FILTERS = 10
 MAX_VALUES = 100
+MAX_VALUE_LENGTH = 255  # a property's value as events send it (a region, a plan tier), never a document
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,10 @@ def validate_filters(filters: Sequence[NewFilter] | None, field: str) -> list[di
         seen.add(prop)
         if not 1 <= len(item.values) <= MAX_VALUES or any(not value for value in item.values):
             raise InvalidInput(f"A filter needs 1–{MAX_VALUES} non-empty values.", field=f"{field}.{index}.values")
+        for position, value in enumerate(item.values):
+            if len(value) > MAX_VALUE_LENGTH:
+                at = f"{field}.{index}.values.{position}"
+                raise InvalidInput(f"{at} is longer than {MAX_VALUE_LENGTH} characters.", field=at)
         stored.append({"property": prop, "values": list(dict.fromkeys(item.values))})
     return stored
 

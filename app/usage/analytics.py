@@ -82,13 +82,16 @@ async def grouped_series(
     end: datetime,
     granularity: str,
     group_by: str,
+    *,
+    limit: int,
 ) -> list[GroupedBucket]:
     sql = (
         f"SELECT {BUCKETS[granularity]}(timestamp) AS bucket, {_GROUP} AS grp, {select_list(metric.aggregation)}"
         f" FROM events FINAL WHERE {_SCOPE} AND event_name = {{event:String}} AND customer_id = {{customer:UUID}}"
         f" AND {_RANGE}{filter_sql(metric.filters)[0]} GROUP BY bucket, grp ORDER BY bucket, grp"
+        " LIMIT {limit:UInt32}"
     )
-    params = _base(scope, metric, customer=customer_id, start=start, end=end, group=group_by)
+    params = _base(scope, metric, customer=customer_id, start=start, end=end, group=group_by, limit=limit)
     rows = await clickhouse.query(sql, params)
     return [
         GroupedBucket(_utc(row[0]), row[1] or None, finish(metric.aggregation, row[2], row[3]), int(row[4]))

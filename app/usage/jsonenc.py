@@ -8,6 +8,7 @@ value happens on the common path.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -33,12 +34,21 @@ def _write(value: Any, sort_keys: bool) -> str:
         return _decimal(value)
     if isinstance(value, dict):
         items = sorted(value.items()) if sort_keys else value.items()
-        return "{" + ",".join(f"{orjson.dumps(str(k)).decode()}:{_write(v, sort_keys)}" for k, v in items) + "}"
+        return "{" + ",".join(f"{_string(str(k))}:{_write(v, sort_keys)}" for k, v in items) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(_write(item, sort_keys) for item in value) + "]"
     if type(value) is int:
         return str(value)  # exact at any size; orjson stops at 64 bits
+    if isinstance(value, str):
+        return _string(value)
     return orjson.dumps(value).decode()
+
+
+def _string(value: str) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # a lone surrogate, echoed in an error message: escaped, as JSON allows
+        return json.dumps(value)
 
 
 def dumps(value: Any, *, sort_keys: bool = False) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,13 +31,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import access, logs, telemetry
+from app import access, bodies, logs, telemetry
+from app.config import LIMITS
 from app.errors import InvalidInput, RateLimited, StoreUnavailable
+from app.inputs import check_datetime, check_json, check_text, json_ok, to_utc
 from app.usage.ingest import MAX_BATCH, IncomingEvent, new_event
 
 log = logging.getLogger("kobo.rest")
 
-MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_BODY_BYTES = LIMITS.max_body_bytes
 EVENT_FIELDS = ("event_name", "customer_id", "idempotency_key", "timestamp", "properties")
 _ALLOWED = frozenset(EVENT_FIELDS)
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
@@ -85,28 +87,18 @@ def snake_field(field: str | None) -> str | None:
 # --- the body ------------------------------------------------------------------------------------------------------
 
 
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed ``limit`` (declared, or streamed in chunks)."""
-    too_large = RestError(
-        413,
-        "BAD_USER_INPUT",
-        f"The body is larger than {limit // (1024 * 1024)} MiB; send at most {MAX_BATCH} events per request.",
-    )
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > limit:
-                raise too_large
-        except ValueError:
-            raise RestError(400, "BAD_USER_INPUT", "The Content-Length header is not a number.") from None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def read_body(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed the limit (declared, or streamed in chunks)."""
+    try:
+        return await bodies.read_body(request, MAX_BODY_BYTES)
+    except bodies.BodyTooLarge:
+        raise RestError(
+            413,
+            "BAD_USER_INPUT",
+            f"The body is larger than {bodies.size(MAX_BODY_BYTES)}; send at most {MAX_BATCH} events per request.",
+        ) from None
+    except bodies.BadContentLength as exc:
+        raise RestError(400, "BAD_USER_INPUT", exc.message) from None
 
 
 def _reject_constant(name: str) -> Any:
@@ -147,7 +139,9 @@ def parse_json(body: bytes) -> Any:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            if "infinity" not in str(exc):  # a number past the float range: valid JSON, parsed exactly below
+            # a number past the float range is valid JSON, and a lone surrogate's escape is refused by the text check
+            # naming its field: both parsed below
+            if "infinity" not in str(exc) and "surrogate" not in str(exc):
                 raise RestError(400, "BAD_USER_INPUT", f"The body is not valid JSON: {exc}.") from None
     try:
         return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
@@ -204,6 +198,11 @@ def incoming_events(document: Any) -> list[IncomingEvent]:
             customer = str(customer)
         if type(key) is not str:
             raise _missing(key, "idempotency_key", f"events.{index}.idempotency_key")
+        if not (name.isascii() and customer.isascii() and key.isascii()) or "\x00" in f"{name}{customer}{key}":
+            _check_texts(index, name, customer, key)  # names the field at fault; plain ASCII needs no more
+        properties = event.get("properties")
+        if properties is not None and not json_ok(properties):
+            check_json(properties, f"events.{index}.properties")  # names what is wrong (json_ok only says "maybe")
         if timestamp is not None:
             parsed = None
             if type(timestamp) is str:
@@ -213,9 +212,16 @@ def incoming_events(document: Any) -> list[IncomingEvent]:
                     pass
             if parsed is None or parsed.tzinfo is None:
                 raise _timestamp_error(timestamp, f"events.{index}.timestamp")
-            timestamp = parsed.astimezone(UTC)
-        append(new((name, customer, key, timestamp, event.get("properties"))))
+            timestamp = to_utc(parsed)
+            check_datetime(timestamp, f"events.{index}.timestamp")
+        append(new((name, customer, key, timestamp, properties)))
     return batch
+
+
+def _check_texts(index: int, name: str, customer: str, key: str) -> None:
+    check_text(name, f"events.{index}.event_name")
+    check_text(customer, f"events.{index}.customer_id")
+    check_text(key, f"events.{index}.idempotency_key")
 
 
 def _bad_event(event: Any, index: int) -> Exception:
@@ -323,7 +329,7 @@ OPENAPI: dict[str, Any] = {
                 "description": "Each `idempotency_key` counts once per organization and mode, forever, whatever its"
                 " timestamp or body: the first accepted event wins, later ones are listed in `duplicates`. A retried"
                 " request answers the same. Any bad event (an unknown customer included) rejects the whole batch and"
-                f" stores nothing. The body may be at most {MAX_BODY_BYTES // (1024 * 1024)} MiB. A 202 means every"
+                f" stores nothing. The body may be at most {bodies.size(MAX_BODY_BYTES)}. A 202 means every"
                 " event in `ingested` is stored; any other status means no event of the request was acknowledged,"
                 " and the request can be retried as it is. Needs a key with the `ingest` scope.",
                 "requestBody": {
@@ -376,7 +382,8 @@ OPENAPI: dict[str, Any] = {
                     "413": _error(
                         "The body is larger than the limit; nothing was read or stored.",
                         "BAD_USER_INPUT",
-                        "The body is larger than 5 MiB; send at most 1000 events per request.",
+                        f"The body is larger than {bodies.size(MAX_BODY_BYTES)};"
+                        f" send at most {MAX_BATCH} events per request.",
                     ),
                     "500": _error(
                         "An unexpected error; nothing was acknowledged.",

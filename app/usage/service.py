@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from app.config import LIMITS
 from app.customers.service import get_customer
 from app.errors import InvalidInput
 from app.metrics.models import Metric
@@ -18,7 +19,7 @@ from app.usage import analytics
 from app.usage.analytics import RawEvent
 from app.usage.specs import metric_spec
 
-MAX_POINTS = 10_000
+MAX_POINTS = LIMITS.max_series_points  # per call: buckets × groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +118,28 @@ async def _grouped(
 ) -> list[UsagePoint]:
     if not group_by:
         raise InvalidInput("groupBy needs a property name.", field="groupBy")
+    # Each row is a point of the answer, so more than MAX_POINTS rows is refused without reading them all.
     rows = await analytics.grouped_series(
-        ctx.events.clickhouse, ctx.scope, metric_spec(metric), customer_id, start, end, granularity, group_by
+        ctx.events.clickhouse,
+        ctx.scope,
+        metric_spec(metric),
+        customer_id,
+        start,
+        end,
+        granularity,
+        group_by,
+        limit=MAX_POINTS + 1,
     )
     groups = sorted({row.group for row in rows}, key=lambda g: (g is None, g or ""))
     if len(groups) > MAX_GROUPS:
         raise InvalidInput(f"{group_by!r} has more than {MAX_GROUPS} values in that range.", field="groupBy")
+    if len(rows) > MAX_POINTS or len(groups) * len(slots) > MAX_POINTS:
+        raise InvalidInput(
+            f"That answer would hold more than {MAX_POINTS:,} points ({len(slots):,} {granularity} buckets ×"
+            f" {'at least ' if len(rows) > MAX_POINTS else ''}{len(groups)} values of {group_by!r});"
+            " narrow the range or use a coarser granularity.",
+            field="groupBy",
+        )
     found = {(row.start, row.group): row for row in rows}
     points = []
     for group in groups:

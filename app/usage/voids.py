@@ -50,9 +50,11 @@ from app.subscriptions.repository import SubscriptionRepository
 from app.tenancy import Repository, scoped_select
 from app.usage.aggregation import NOT_VOIDED
 from app.usage.models import EventVoid, EventVoidKey
+from app.validation import optional_text
 
 MAX_KEYS = 1000
 MAX_VOIDED = 1_000_000
+MAX_REASON = 1000  # characters: an audit note, not a document
 _SCOPE = "org_id = {org:UUID} AND mode = {mode:String}"
 
 
@@ -149,7 +151,7 @@ async def void_events(ctx: ServiceContext, request: VoidRequest, voided_by: uuid
             raise NotFound(f"No customer {request.customer_id!r}.", field="input.customerId")
         customer = found[request.customer_id].id
     conditions, params, criteria = _criteria(request, customer)
-    reason = (request.reason or "").strip() or None
+    reason = optional_text(request.reason, "input.reason", max_length=MAX_REASON)
     voids = EventVoidRepository(ctx.db, ctx.scope)
 
     async with ctx.db.transaction():

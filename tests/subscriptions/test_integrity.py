@@ -87,7 +87,8 @@ async def test_a_start_date_older_than_the_backdate_window_is_refused_naming_it(
         except GraphQLError as error:
             # then it is BAD_USER_INPUT on input.startDate, saying which window applies
             assert (error.code, error.errors[0]["extensions"]["field"]) == ("BAD_USER_INPUT", "input.startDate")
-            assert "90 days" in error.errors[0]["message"]
+            # (year 1 is out of every store's range, and refused for that before the window is looked at)
+            assert ("90 days" if start.startswith("20") else "1900-01-01") in error.errors[0]["message"]
         else:
             raise AssertionError(f"startDate {start} was accepted")
 

@@ -328,7 +328,18 @@ async def _ingest_numbers(api: Api, customer_id: str, numbers: list[str], prefix
     return response.json()  # type: ignore[no-any-return]
 
 
-UNSTORABLE = ["100000000000000000000000000", "-1e26", "1e27", "1e400", "1e-13", "1.0000000000001", "NaN"]
+UNSTORABLE = ["100000000000000000000000000", "-1e26", "1e27", "1e400", "1e-13", "1.0000000000001"]
+
+
+async def test_nan_is_no_json_number(api: Api) -> None:
+    # given a body holding NaN where a number goes (json.loads would make it a float), when it is sent
+    world = await api.billable()
+    answer = await _ingest_numbers(api, world["customer"]["id"], ["1", "NaN"], "nan")
+
+    # then the body is refused as JSON, as REST refuses it, and nothing is stored
+    (error,) = answer["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "NaN" in error["message"]
+    assert await _quantity(api, world["subscription"]["id"]) == "0"
 
 
 @pytest.mark.parametrize("number", UNSTORABLE)
