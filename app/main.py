@@ -24,6 +24,7 @@ from app.auth import bearer_token
 from app.config import Settings, load_settings
 from app.graphql.context import build_context
 from app.graphql.schema import schema
+from app.playground import page as playground
 from app.runtime import Runtime, open_runtime
 from app.usage import jsonenc, rest
 
@@ -40,7 +41,7 @@ class KoboGraphQL(GraphQL):  # type: ignore[type-arg]
     """Strawberry's ASGI view with Kobo's auth in front and exact JSON numbers."""
 
     def __init__(self, runtime_of: Any) -> None:
-        super().__init__(schema, graphql_ide="graphiql")
+        super().__init__(schema, graphql_ide=None)  # the playground is Kobo's own page (app/playground)
         self.runtime_of = runtime_of
 
     def decode_json(self, data: str | bytes) -> object:
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     async def graphql(request: Request) -> Response:
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
-            return await graphql_app.render_graphql_ide(request)  # the playground itself needs no key
+            return playground.render(request)  # the page itself needs no key; its requests do
         failure = await authenticate(request, request.app.state.runtime)
         if failure is not None:
             return failure
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", telemetry.metrics, methods=["GET"]),  # no key: keep it inside your network
             *rest.routes(),  # POST /v1/events, GET /v1/openapi.json
+            playground.static_files(),  # the playground's GraphiQL, React and script, served from the package
         ]
     )
     return app
