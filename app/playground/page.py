@@ -36,9 +36,7 @@ def _config(endpoint: str) -> str:
 def render(request: Request) -> HTMLResponse:
     root = request.scope.get("root_path", "")
     html = _TEMPLATE.replace("{{static}}", root + STATIC_PATH).replace("{{config}}", _config(root + "/graphql"))
-    return HTMLResponse(
-        html, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-store"}
-    )
+    return HTMLResponse(html, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-store"})
 
 
 def static_files() -> Mount:

@@ -35,6 +35,29 @@
     },
   });
 
+  // The opted-in storage: localStorage under "kobo-playground:". It can be switched off, because GraphiQL writes
+  // through the storage it had for a moment after it is given another one: those late writes must not land.
+  function RememberedStorage() {
+    this.on = true;
+  }
+  RememberedStorage.prototype.getItem = function (key) {
+    return this.on ? localStorage.getItem(NAMESPACE + ":" + key) : null;
+  };
+  RememberedStorage.prototype.setItem = function (key, value) {
+    if (this.on) localStorage.setItem(NAMESPACE + ":" + key, value);
+  };
+  RememberedStorage.prototype.removeItem = function (key) {
+    if (this.on) localStorage.removeItem(NAMESPACE + ":" + key);
+  };
+  RememberedStorage.prototype.clear = function () {
+    if (this.on) forget();
+  };
+  Object.defineProperty(RememberedStorage.prototype, "length", {
+    get: function () {
+      return rememberedEntries().length;
+    },
+  });
+
   function rememberedEntries() {
     var prefix = NAMESPACE + ":";
     return Object.keys(localStorage)
@@ -55,7 +78,7 @@
   var remembered = localStorage.getItem(REMEMBER) === "1";
   var state = {
     remember: remembered,
-    storage: remembered ? GraphiQL.createLocalStorage({ namespace: NAMESPACE }) : new MemoryStorage(),
+    storage: remembered ? new RememberedStorage() : new MemoryStorage(),
     apiKey: remembered ? localStorage.getItem(API_KEY) || "" : "",
   };
 
@@ -98,7 +121,7 @@
     function toggleRemember(event) {
       var storage;
       if (event.target.checked) {
-        storage = GraphiQL.createLocalStorage({ namespace: NAMESPACE });
+        storage = new RememberedStorage();
         current.storage.items.forEach(function (value, key) {
           storage.setItem(key, value);
         });
@@ -106,6 +129,7 @@
         localStorage.setItem(API_KEY, keyRef.current);
       } else {
         storage = new MemoryStorage(rememberedEntries());
+        current.storage.on = false;
         forget();
       }
       setSettings({ remember: event.target.checked, storage: storage, generation: current.generation + 1 });
