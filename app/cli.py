@@ -1,4 +1,4 @@
-"""`kobo serve | migrate | keys create` — the operator's commands (API.md "Running it")."""
+"""The operator's commands: `kobo serve | migrate | keys create | events import | worker | schema` (API.md)."""
 
 from __future__ import annotations
 
@@ -144,6 +144,55 @@ async def _worker(settings: Settings, once: bool) -> int:
         await runtime.close()
 
 
+def _import_events(args: argparse.Namespace) -> int:
+    """Send an events file to a running Kobo (see app/usage/importer.py for why over HTTP); progress on stderr."""
+    import io
+    import os
+    from pathlib import Path
+
+    import httpx
+    from tqdm import tqdm
+
+    from app.usage.eventfile import EventFileError, format_of, read_events
+    from app.usage.importer import ImportReport, ImportStopped, import_events, write_rejections
+
+    key = args.key or os.environ.get("KOBO_API_KEY")
+    if not key:
+        raise ExpectedFailure("give an API key with the ingest scope: --key mk_test_… or KOBO_API_KEY")
+    path = Path(args.file)
+    rejects = Path(args.rejects or f"{args.file}.rejected.csv")
+    try:
+        file_format = format_of(args.file, args.format)
+        raw = path.open("rb")
+    except (EventFileError, OSError) as exc:
+        raise ExpectedFailure(f"{args.file}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
+
+    async def run(bar: tqdm[None]) -> ImportReport:
+        def progress(report: ImportReport) -> None:
+            bar.set_postfix(ingested=report.ingested, duplicates=report.duplicates, rejected=len(report.rejected))
+            bar.update(raw.tell() - bar.n)
+
+        async with httpx.AsyncClient(base_url=args.url, timeout=120) as client:
+            return await import_events(read_events(text, file_format), client, key, on_batch=progress)
+
+    size = path.stat().st_size
+    stopped: Exception | None = None
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")  # closes `raw` when it is closed
+    with text, tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, disable=None, desc="import") as bar:
+        try:
+            report = asyncio.run(run(bar))
+        except (EventFileError, ImportStopped, UnicodeDecodeError) as exc:
+            stopped = exc
+    if stopped is not None:
+        raise ExpectedFailure(f"{args.file}: {stopped}. Nothing is counted twice: run the import again once fixed.")
+    write_rejections(rejects, report.rejected)
+    print(
+        f"kobo: {report.lines} events read: {report.ingested} ingested, {report.duplicates} duplicates,"
+        f" {len(report.rejected)} rejected (line, field and reason in {rejects})"
+    )
+    return 0 if not report.rejected else 1
+
+
 def _schema(output: str) -> int:
     from app.graphql.schema import schema_sdl
 
@@ -170,6 +219,19 @@ def parser() -> argparse.ArgumentParser:
     )
     schema = commands.add_parser("schema", help="write the GraphQL schema (SDL) generated from the code")
     schema.add_argument("--output", default="-", help="a file path, or - for stdout (default)")
+    events = commands.add_parser("events", help="usage events")
+    event_commands = events.add_subparsers(dest="events_command", required=True)
+    import_ = event_commands.add_parser(
+        "import",
+        help="send an NDJSON or CSV file of events to a running Kobo, 1000 per request (rerunnable)",
+        description="Exit code 0 when every event was ingested or was a duplicate, 1 when a line was rejected"
+        " (see the report) or the import stopped.",
+    )
+    import_.add_argument("file", help="events, one per line (.ndjson, .jsonl) or a CSV with a header row (.csv)")
+    import_.add_argument("--format", choices=["ndjson", "csv"], help="default: from the file name")
+    import_.add_argument("--url", default="http://127.0.0.1:8000", help="where Kobo serves (default %(default)s)")
+    import_.add_argument("--key", help="an API key with the ingest scope (default: $KOBO_API_KEY)")
+    import_.add_argument("--rejects", help="the report of rejected lines (default: FILE.rejected.csv)")
     keys = commands.add_parser("keys", help="API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create an API key (and the organization if needed)")
@@ -211,6 +273,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_worker(settings, args.once))
     if args.command == "schema":
         return _schema(args.output)
+    if args.command == "events":
+        return _import_events(args)
     if args.command == "keys":
         return asyncio.run(_create_key(settings, args.org, args.mode, args.scope))
     return 2
