@@ -169,7 +169,8 @@ def _import_events(args: argparse.Namespace) -> int:
 
     async def run(bar: tqdm[None]) -> ImportReport:
         def progress(report: ImportReport) -> None:
-            bar.set_postfix(ingested=report.ingested, duplicates=report.duplicates, rejected=len(report.rejected))
+            counts = f"{report.ingested} ingested, {report.duplicates} duplicates, {len(report.rejected)} rejected"
+            bar.set_postfix_str(counts, refresh=False)
             bar.update(raw.tell() - bar.n)
 
         async with httpx.AsyncClient(base_url=args.url, timeout=120) as client:
@@ -183,8 +184,13 @@ def _import_events(args: argparse.Namespace) -> int:
             report = asyncio.run(run(bar))
         except (EventFileError, ImportStopped, UnicodeDecodeError) as exc:
             stopped = exc
+    if isinstance(stopped, ImportStopped):
+        raise ExpectedFailure(
+            f"{args.file}: {str(stopped).rstrip('.')}. What was sent stays counted; once fixed, run the import again"
+            " (it counts nothing twice)."
+        )
     if stopped is not None:
-        raise ExpectedFailure(f"{args.file}: {stopped}. Nothing is counted twice: run the import again once fixed.")
+        raise ExpectedFailure(f"{args.file}: {str(stopped).rstrip('.')}. Nothing more was sent.")
     write_rejections(rejects, report.rejected)
     print(
         f"kobo: {report.lines} events read: {report.ingested} ingested, {report.duplicates} duplicates,"
