@@ -201,6 +201,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
     data_dir: Path = tmp_path_factory.mktemp("served")
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     env["KOBO_DATA_DIR"] = str(data_dir)
+    # No period-end worker in it: it lives as long as the session, and with DATABASE_URL it shares the suite's
+    # database, where it would finalize other tests' invoices under their feet (the worker has tests of its own).
+    env["KOBO_WORKER"] = "0"
     if os.environ.get("DATABASE_URL"):
         env["DATABASE_URL"] = database_url  # the suite's scratch database on that server
     port = _free_port()
