@@ -34,7 +34,10 @@ _EVENT_FIELD = re.compile(r"events\.(\d+)(?:\.|$)")
 
 
 class ImportStopped(Exception):
-    """The import cannot go on (a bad key, a server that stays down): what was sent so far stays counted."""
+    """The import cannot go on (a bad key, a server that stays down): what was sent so far stays counted, and
+    ``report`` says what that was."""
+
+    report: ImportReport | None = None
 
 
 @dataclass(slots=True)
@@ -58,19 +61,23 @@ async def import_events(
     sender = _Sender(client, {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, retry_delays)
     report = sender.report
     batch: list[Line] = []
-    for line in lines:
-        report.lines += 1
-        if line.rejection is not None:
-            report.rejected.append(line.rejection)
-        else:
-            batch.append(line)
-        if len(batch) == batch_size:
+    try:
+        for line in lines:
+            report.lines += 1
+            if line.rejection is not None:
+                report.rejected.append(line.rejection)
+            else:
+                batch.append(line)
+            if len(batch) == batch_size:
+                await sender.send(batch)
+                batch = []
+                if on_batch is not None:
+                    on_batch(report)
+        if batch:
             await sender.send(batch)
-            batch = []
-            if on_batch is not None:
-                on_batch(report)
-    if batch:
-        await sender.send(batch)
+    except ImportStopped as stopped:
+        stopped.report = report
+        raise
     if on_batch is not None:
         on_batch(report)
     return report

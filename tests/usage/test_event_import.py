@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from app.main import create_app
+from app.runtime import Runtime
 from app.usage.eventfile import read_events
-from app.usage.importer import ImportReport, import_events, write_rejections
+from app.usage.importer import ImportReport, ImportStopped, import_events, write_rejections
 from factories import Api, Tenant
 
 
@@ -186,3 +189,54 @@ def test_the_command_imports_beside_kobo_serve_and_writes_its_report(
     assert "3 events read: 0 ingested, 2 duplicates, 1 rejected" in again.stdout
     report = (tmp_path / "events.csv.rejected.csv").read_text().splitlines()
     assert report[0] == "line,field,reason" and report[1].startswith("3,customer_id,Unknown customer 'cus_2'")
+
+
+class _Flaky(httpx.AsyncBaseTransport):
+    """The network between the importer and Kobo: the first answers are 503, and a body over ``limit`` bytes is
+    refused with 413 as Kobo refuses one over its limit; everything else reaches the real app."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, unavailable: int, limit: int) -> None:
+        self.inner = inner
+        self.unavailable = unavailable
+        self.limit = limit
+        self.sizes: list[int] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        self.sizes.append(len(body))
+        if self.unavailable:
+            self.unavailable -= 1
+            return httpx.Response(503, json={"error": {"code": "INTERNAL", "message": "The store is unavailable."}})
+        if len(body) > self.limit:
+            return httpx.Response(413, json={"error": {"code": "BAD_USER_INPUT", "message": "Too large."}})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_an_unavailable_server_is_retried_and_a_batch_over_the_body_limit_is_split(
+    api: Api, runtime: Runtime, tenant: Tenant
+) -> None:
+    # given a server that answers 503 twice, then refuses bodies over ~40 events
+    world = await api.billable()
+    events = [
+        {"eventName": "api_call", "customerId": world["customer"]["id"], "idempotencyKey": f"s-{i}"} for i in range(100)
+    ]
+    one = len(json.dumps({"events": events[:1]}))
+    flaky = _Flaky(httpx.ASGITransport(app=create_app(runtime=runtime)), unavailable=2, limit=40 * one)
+
+    # when the file is imported in one batch of 100
+    async with httpx.AsyncClient(transport=flaky, base_url="http://kobo.test") as client:
+        lines = read_events(io.StringIO(_ndjson(events), newline=""), "ndjson")
+        report = await import_events(lines, client, tenant.test_key, retry_delays=(0, 0, 0))
+
+    # then it is retried past the 503s, split until each half fits, and every event counted once
+    assert (report.ingested, report.duplicates, report.rejected) == (100, 0, [])
+    # (503, 503, then 100 refused, 50 refused, 25 + 25, 50 refused, 25 + 25)
+    assert [size > flaky.limit for size in flaky.sizes[2:]] == [True, True, False, False, True, False, False]
+    assert await _quantity(api, world["subscription"]["id"]) == "100"
+
+
+async def test_a_bad_key_stops_the_import_with_what_was_counted(http: httpx.AsyncClient) -> None:
+    lines = read_events(io.StringIO('{"eventName": "a", "customerId": "b", "idempotencyKey": "c"}\n'), "ndjson")
+    with pytest.raises(ImportStopped, match="not valid") as stopped:
+        await import_events(lines, http, "mk_test_nope")
+    assert stopped.value.report is not None and stopped.value.report.lines == 1
