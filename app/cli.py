@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from app.config import Settings, load_settings
 
@@ -152,24 +152,16 @@ async def _worker(settings: Settings, once: bool) -> int:
 def _import_events(args: argparse.Namespace) -> int:
     """Send an events file to a running Kobo (see app/usage/importer.py for why over HTTP); progress on stderr."""
     import io
-    import os
 
     import httpx
     from tqdm import tqdm
 
-    from app.usage.eventfile import EventFileError, format_of, read_events
+    from app.usage.eventfile import EventFileError, read_events
     from app.usage.importer import ImportStopped, import_events
 
-    key = args.key or os.environ.get("KOBO_API_KEY")
-    if not key:
-        raise ExpectedFailure("give an API key with the ingest scope: --key mk_test_… or KOBO_API_KEY")
-    path = Path(args.file)
+    key, file_format, raw = _import_arguments(args)
     rejects = Path(args.rejects or f"{args.file}.rejected.csv")
-    try:
-        file_format = format_of(args.file, args.format)
-        raw = path.open("rb")
-    except (EventFileError, OSError) as exc:
-        raise ExpectedFailure(f"{args.file}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")  # closes `raw` when it is closed
 
     async def run(bar: tqdm[None]) -> ImportReport:
         def progress(report: ImportReport) -> None:
@@ -180,8 +172,7 @@ def _import_events(args: argparse.Namespace) -> int:
         async with httpx.AsyncClient(base_url=args.url, timeout=120) as client:
             return await import_events(read_events(text, file_format), client, key, on_batch=progress)
 
-    size = path.stat().st_size
-    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")  # closes `raw` when it is closed
+    size = Path(args.file).stat().st_size
     with text, tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, disable=None, desc="import") as bar:
         try:
             report = asyncio.run(run(bar))
@@ -196,6 +187,21 @@ def _import_events(args: argparse.Namespace) -> int:
             raise ExpectedFailure(f"{args.file}: {str(exc).rstrip('.')}. Nothing more was sent.") from None
     _print_import(report, rejects)
     return 0 if not report.rejected else 1
+
+
+def _import_arguments(args: argparse.Namespace) -> tuple[str, str, BinaryIO]:
+    """The key, the file's format and the file opened, or one line saying what is missing."""
+    import os
+
+    from app.usage.eventfile import EventFileError, format_of
+
+    key = args.key or os.environ.get("KOBO_API_KEY")
+    if not key:
+        raise ExpectedFailure("give an API key with the ingest scope: --key mk_test_… or KOBO_API_KEY")
+    try:
+        return key, format_of(args.file, args.format), Path(args.file).open("rb")
+    except (EventFileError, OSError) as exc:
+        raise ExpectedFailure(f"{args.file}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
 
 
 def _print_import(report: ImportReport, rejects: Path) -> None:

@@ -137,9 +137,12 @@ def test_the_playground_runs_the_first_quickstart_step_offline(
     wait.until(lambda d: "createCustomer" in d.execute_script(response))
     answer = json.loads(driver.execute_script(response))  # type: ignore[attr-defined]
     assert answer["data"]["createCustomer"]["externalId"] == "cus_42", answer
-    # and everything it loaded came from Kobo, with nothing refused or failing on the way
-    loaded = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")  # type: ignore[attr-defined]
-    assert loaded and all(name.startswith(f"{base}/") for name in loaded), loaded
+    # and everything it loaded came from Kobo (the schema too, fetched once the key was in), nothing failing
+    resources = "return performance.getEntriesByType('resource').map(e => e.name)"
+    wait.until(lambda d: d.execute_script(resources).count(f"{base}/graphql") >= 2)
+    loaded = driver.execute_script(resources)  # type: ignore[attr-defined]
+    assert all(name.startswith(f"{base}/") for name in loaded), loaded
+    assert any(name.endswith("graphiql.min.js") for name in loaded)
     problems = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]  # type: ignore[attr-defined]
     assert problems == []
     # and the browser keeps nothing: no key, no tabs
