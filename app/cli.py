@@ -1,5 +1,5 @@
-"""`kobo serve | migrate | keys create|list|revoke|rotate | worker | schema` — the operator's commands (API.md
-"Running it")."""
+"""The operator's commands: `kobo serve | migrate | keys create|list|revoke|rotate | events import | worker |
+schema` (API.md "Running it")."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 from app import logs
 from app.config import Settings, load_settings
 from app.errors import DomainError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the commands import what they use when they run, so that `kobo --help` stays quick
     from app.db import Db
     from app.organizations.models import ApiKey
     from app.tenancy import Scope
+    from app.usage.importer import ImportReport
 
 
 class ExpectedFailure(Exception):
@@ -249,6 +251,71 @@ async def _worker(settings: Settings, once: bool) -> int:
         await runtime.close()
 
 
+def _import_events(args: argparse.Namespace) -> int:
+    """Send an events file to a running Kobo (see app/usage/importer.py for why over HTTP); progress on stderr."""
+    import io
+
+    import httpx
+    from tqdm import tqdm
+
+    from app.usage.eventfile import EventFileError, read_events
+    from app.usage.importer import ImportStopped, import_events
+
+    key, file_format, raw = _import_arguments(args)
+    rejects = Path(args.rejects or f"{args.file}.rejected.csv")
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")  # closes `raw` when it is closed
+
+    async def run(bar: tqdm[None]) -> ImportReport:
+        def progress(report: ImportReport) -> None:
+            counts = f"{report.ingested} ingested, {report.duplicates} duplicates, {len(report.rejected)} rejected"
+            bar.set_postfix_str(counts, refresh=False)
+            bar.update(raw.tell() - bar.n)
+
+        async with httpx.AsyncClient(base_url=args.url, timeout=120) as client:
+            return await import_events(read_events(text, file_format), client, key, on_batch=progress)
+
+    size = Path(args.file).stat().st_size
+    with text, tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, disable=None, desc="import") as bar:
+        try:
+            report = asyncio.run(run(bar))
+        except ImportStopped as stopped:
+            if stopped.report is not None:
+                _print_import(stopped.report, rejects)
+            raise ExpectedFailure(
+                f"{args.file}: {str(stopped).rstrip('.')}. What was sent stays counted; once fixed, run the import"
+                " again (it counts nothing twice)."
+            ) from None
+        except (EventFileError, UnicodeDecodeError) as exc:
+            raise ExpectedFailure(f"{args.file}: {str(exc).rstrip('.')}. Nothing more was sent.") from None
+    _print_import(report, rejects)
+    return 0 if not report.rejected else 1
+
+
+def _import_arguments(args: argparse.Namespace) -> tuple[str, str, BinaryIO]:
+    """The key, the file's format and the file opened, or one line saying what is missing."""
+    import os
+
+    from app.usage.eventfile import EventFileError, format_of
+
+    key = args.key or os.environ.get("KOBO_API_KEY")
+    if not key:
+        raise ExpectedFailure("give an API key with the ingest scope: --key mk_test_… or KOBO_API_KEY")
+    try:
+        return key, format_of(args.file, args.format), Path(args.file).open("rb")
+    except (EventFileError, OSError) as exc:
+        raise ExpectedFailure(f"{args.file}: {exc.strerror if isinstance(exc, OSError) else exc}") from None
+
+
+def _print_import(report: ImportReport, rejects: Path) -> None:
+    from app.usage.importer import write_rejections
+
+    write_rejections(rejects, report.rejected)
+    print(
+        f"kobo: {report.lines} events read: {report.ingested} ingested, {report.duplicates} duplicates,"
+        f" {len(report.rejected)} rejected (line, field and reason in {rejects})"
+    )
+
+
 def _schema(output: str) -> int:
     from app.graphql.schema import schema_sdl
 
@@ -275,6 +342,19 @@ def parser() -> argparse.ArgumentParser:
     )
     schema = commands.add_parser("schema", help="write the GraphQL schema (SDL) generated from the code")
     schema.add_argument("--output", default="-", help="a file path, or - for stdout (default)")
+    events = commands.add_parser("events", help="usage events")
+    event_commands = events.add_subparsers(dest="events_command", required=True)
+    import_ = event_commands.add_parser(
+        "import",
+        help="send an NDJSON or CSV file of events to a running Kobo, 1000 per request (rerunnable)",
+        description="Exit code 0 when every event was ingested or was a duplicate, 1 when a line was rejected"
+        " (see the report) or the import stopped.",
+    )
+    import_.add_argument("file", help="events, one per line (.ndjson, .jsonl) or a CSV with a header row (.csv)")
+    import_.add_argument("--format", choices=["ndjson", "csv"], help="default: from the file name")
+    import_.add_argument("--url", default="http://127.0.0.1:8000", help="where Kobo serves (default %(default)s)")
+    import_.add_argument("--key", help="an API key with the ingest scope (default: $KOBO_API_KEY)")
+    import_.add_argument("--rejects", help="the report of rejected lines (default: FILE.rejected.csv)")
     keys = commands.add_parser("keys", help="API keys: create, list, revoke, rotate")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create an API key (and the organization if needed)")
@@ -337,6 +417,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_worker(settings, args.once))
     if args.command == "schema":
         return _schema(args.output)
+    if args.command == "events":
+        return _import_events(args)
     if args.command == "keys":
         return asyncio.run(_keys(settings, args))
     return 2

@@ -24,9 +24,9 @@ from app.config import Settings, load_settings
 from app.graphql.context import build_context
 from app.graphql.introspection import Introspection
 from app.graphql.schema import schema
-from app.http import headers
 from app.http.headers import SecurityHeaders
 from app.http.requests import RequestLog
+from app.playground import page as playground
 from app.runtime import Runtime, open_runtime
 from app.usage import jsonenc, rest
 
@@ -43,7 +43,7 @@ class KoboGraphQL(GraphQL):  # type: ignore[type-arg]
     """Strawberry's ASGI view with Kobo's auth in front and exact JSON numbers."""
 
     def __init__(self, runtime_of: Any, introspection: Introspection = Introspection.TEST) -> None:
-        super().__init__(schema, graphql_ide="graphiql")
+        super().__init__(schema, graphql_ide=None)  # the playground is Kobo's own page (app/playground)
         self.runtime_of = runtime_of
         self.introspection = introspection
 
@@ -127,7 +127,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     async def graphql(request: Request) -> Response:
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
-            return headers.for_playground(await graphql_app.render_graphql_ide(request))  # it needs no key
+            return playground.render(request)  # the page itself needs no key; its requests do
         failure = await authenticate(request, request.app.state.runtime)
         if failure is not None:
             return failure
@@ -149,6 +149,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/metrics", telemetry.metrics, methods=["GET"]),  # no key: keep it inside your network
             *rest.routes(),  # POST /v1/events, GET /v1/openapi.json
+            playground.static_files(),  # the playground's GraphiQL, React and script, served from the package
         ]
     )
     return app

@@ -11,6 +11,9 @@ import atexit
 import os
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -182,3 +185,46 @@ async def http(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
 def api(http: httpx.AsyncClient, tenant: Tenant) -> Api:
     """GraphQL calls with the tenant's test-mode key."""
     return Api(http, tenant.test_key)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """A real `kobo serve` on a free port and its own data dir, for the tests that go through a process: the README
+    quickstart, `kobo keys create` and `kobo events import` beside it, the playground in a browser. Each test uses
+    an organization of its own. Yields the base URL and the environment to run other `kobo` commands with."""
+    data_dir: Path = tmp_path_factory.mktemp("served")
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env["KOBO_DATA_DIR"] = str(data_dir)
+    # No period-end worker in it: it lives as long as the session, and with DATABASE_URL it shares the suite's
+    # database, where it would finalize other tests' invoices under their feet (the worker has tests of its own).
+    env["KOBO_WORKER"] = "0"
+    if os.environ.get("DATABASE_URL"):
+        env["DATABASE_URL"] = database_url  # the suite's scratch database on that server
+    port = _free_port()
+    log = data_dir / "serve.log"  # a file, not a pipe: a pipe nobody reads would stall the server once it is full
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env, stdout=output, stderr=output
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"kobo serve did not become healthy:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield base, env
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -101,7 +101,7 @@ async def read_body(request: Request) -> bytes:
         raise RestError(400, "BAD_USER_INPUT", exc.message) from None
 
 
-def _reject_constant(name: str) -> Any:
+def reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
@@ -144,7 +144,7 @@ def parse_json(body: bytes) -> Any:
             if "infinity" not in str(exc) and "surrogate" not in str(exc):
                 raise RestError(400, "BAD_USER_INPUT", f"The body is not valid JSON: {exc}.") from None
     try:
-        return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+        return json.loads(body, parse_float=Decimal, parse_constant=reject_constant)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, an integer too long to convert
         raise RestError(400, "BAD_USER_INPUT", f"The body is not valid JSON: {exc}.") from None
 

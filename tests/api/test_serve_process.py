@@ -13,52 +13,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 KOBO = [sys.executable, "-m", "app.cli"]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[tuple[str, dict[str, str]]]:
-    data_dir: Path = tmp_path_factory.mktemp("served")
-    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    env["KOBO_DATA_DIR"] = str(data_dir)
-    if os.environ.get("DATABASE_URL"):
-        env["DATABASE_URL"] = database_url  # the suite's scratch database on that server
-    port = _free_port()
-    # its output goes to a file, not a pipe: a pipe nobody reads would block the server once its logs fill it
-    output_file = (data_dir / "serve.log").open("w")
-    process = subprocess.Popen(
-        [*KOBO, "serve", "--port", str(port)], env=env, stdout=output_file, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"kobo serve did not become healthy:\n{(data_dir / 'serve.log').read_text()}")
-            time.sleep(0.2)
-        yield base, env
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        output_file.close()
 
 
 def _create_key(env: dict[str, str], mode: str) -> str:
