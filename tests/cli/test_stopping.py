@@ -1,0 +1,85 @@
+"""A stopped `kobo serve` stops the embedded PostgreSQL it started, and `python3 dev.py serve` is stopped by the
+signals sent to it (it becomes `kobo serve`). Real processes on private data dirs; the embedded stores always, also
+when the suite runs against servers, since the embedded PostgreSQL is what must not outlive its process."""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests_support import KOBO, embedded_env, free_port, postgres_pids, wait_healthy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _serve_then_stop(command: list[str], data_dir: Path, sig: signal.Signals) -> int:
+    """Start ``command`` (which serves on embedded stores under ``data_dir``), wait until it is healthy and its
+    PostgreSQL runs, send ``sig``, and return its exit code."""
+    port = free_port()
+    log = data_dir.parent / f"{data_dir.name}.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)], env=embedded_env(data_dir), stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process, log)
+        assert postgres_pids(data_dir), "the embedded PostgreSQL should be running while kobo serves"
+        process.send_signal(sig)
+        return process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _gone(data_dir: Path, within: float = 10) -> list[int]:
+    """The PostgreSQL processes still running for ``data_dir`` once they had ``within`` seconds to exit."""
+    deadline = time.monotonic() + within
+    while (left := postgres_pids(data_dir)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopping_kobo_serve_stops_its_embedded_postgres(tmp_path: Path, sig: signal.Signals) -> None:
+    # given kobo serve on a private data dir, serving
+    data_dir = tmp_path / "data"
+
+    # when it is sent the signal
+    code = _serve_then_stop([*KOBO, "serve"], data_dir, sig)
+
+    # then it exits cleanly and no PostgreSQL for that data dir is left
+    assert code == 0
+    assert _gone(data_dir) == []
+
+
+def _dev_environment_is_set_up() -> bool:
+    """dev.py installs before it runs anything when .venv is stale; a test must not reinstall the running venv."""
+    spec = importlib.util.spec_from_file_location("kobo_dev", ROOT / "dev.py")
+    assert spec is not None and spec.loader is not None
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    stamp: Path = dev.STAMP
+    return Path(sys.prefix).resolve() == Path(dev.VENV).resolve() and stamp.exists() and (
+        stamp.read_text() == dev._install_fingerprint()
+    )
+
+
+def test_sigterm_to_dev_py_serve_stops_kobo_serve_and_its_postgres(tmp_path: Path) -> None:
+    # given `python3 dev.py serve` (as the README starts it) on a private data dir, serving
+    if not _dev_environment_is_set_up():
+        pytest.skip("this run is not in dev.py's up-to-date .venv (dev.py would reinstall it first)")
+    data_dir = tmp_path / "data"
+
+    # when SIGTERM is sent to the process that was started
+    code = _serve_then_stop([sys.executable, str(ROOT / "dev.py"), "serve"], data_dir, signal.SIGTERM)
+
+    # then that process was kobo serve itself: it stopped cleanly, and so did its PostgreSQL
+    assert code == 0
+    assert _gone(data_dir) == []
