@@ -66,8 +66,10 @@ def _dev_environment_is_set_up() -> bool:
     dev = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dev)
     stamp: Path = dev.STAMP
-    return Path(sys.prefix).resolve() == Path(dev.VENV).resolve() and stamp.exists() and (
-        stamp.read_text() == dev._install_fingerprint()
+    return (
+        Path(sys.prefix).resolve() == Path(dev.VENV).resolve()
+        and stamp.exists()
+        and (stamp.read_text() == dev._install_fingerprint())
     )
 
 
