@@ -10,15 +10,17 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+from sqlalchemy import text
 
 from app.db import open_db
 from app.organizations.service import create_api_key
 from app.runtime import Runtime
 from app.tenancy import Mode
-from factories import Tenant
+from factories import Api, Tenant
 
 
 async def new_tenant(runtime: Runtime, *, scopes: Sequence[str] | None = None) -> Tenant:
@@ -27,6 +29,42 @@ async def new_tenant(runtime: Runtime, *, scopes: Sequence[str] | None = None) -
         test = await create_api_key(db, name, Mode.TEST, scopes)
         live = await create_api_key(db, name, Mode.LIVE, scopes)
     return Tenant(name=name, org_id=test.organization.id, test_key=test.key, live_key=live.key)
+
+
+# --- the period-end worker's tests: a subscription with usage, and a price broken behind the API's back ---
+
+
+def _wire(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+async def subscribe(api: Api, plan_id: str, start: datetime, calls: int) -> str:
+    """A new customer on ``plan_id`` from ``start``, with ``calls`` api_call events on its first day."""
+    customer = await api.customer()
+    made = await api.subscription(customer["id"], plan_id, startDate=_wire(start))
+    if calls:
+        prefix = uuid.uuid4().hex[:8]
+        await api.ingest(
+            [
+                {
+                    "eventName": "api_call",
+                    "customerId": customer["id"],
+                    "idempotencyKey": f"{prefix}-{i}",
+                    "timestamp": _wire(start + timedelta(hours=1)),
+                }
+                for i in range(calls)
+            ]
+        )
+    return str(made["id"])
+
+
+async def set_unit_price(runtime: Runtime, plan_id: str, unit_price: str | None) -> None:
+    """Change the stored price behind the API's back, as a bad migration or a hand edit would."""
+    async with runtime.engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE prices SET unit_price = CAST(:price AS numeric) WHERE plan_id = :plan"),
+            {"price": unit_price, "plan": uuid.UUID(plan_id)},
+        )
 
 
 # --- kobo as a process: the CLI tests start real `kobo` processes and must leave none behind ---
