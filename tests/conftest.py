@@ -82,9 +82,10 @@ def _stop_postmasters(pids: list[int]) -> None:
             time.sleep(0.1)
 
 
-def _live_children() -> dict[int, str]:
-    """This process's children that still run (not zombies), with their command lines: `kobo` processes a test
-    started and did not stop."""
+def _live_kobo_children() -> dict[int, str]:
+    """This process's children that still run `kobo` (the console script, ``-m app.cli`` or dev.py), with their
+    command lines: processes a test started and did not stop. Other children are the libraries' own helpers (e.g.
+    multiprocessing's resource tracker), which leave with this process."""
     children = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -95,8 +96,10 @@ def _live_children() -> dict[int, str]:
         except OSError:
             continue
         state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == os.getpid() and state != "Z":
-            children[int(entry.name)] = b" ".join(argv).decode(errors="replace").strip()
+        words = [word.decode(errors="replace") for word in argv if word]
+        is_kobo = any(word == "app.cli" or word.endswith(("/kobo", "dev.py")) for word in words)
+        if int(ppid) == os.getpid() and state != "Z" and is_kobo:
+            children[int(entry.name)] = " ".join(words)
     return children
 
 
@@ -126,7 +129,7 @@ def _no_process_left_behind(tmp_path_factory: pytest.TempPathFactory, request: p
     if _STORE_DIR in request.config.stash:
         roots.append(request.config.stash[_STORE_DIR])
     postgres = sorted({pid for root in roots for pid in postgres_pids(root)})
-    children = _live_children()
+    children = _live_kobo_children()
     for pid in children:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
@@ -135,7 +138,7 @@ def _no_process_left_behind(tmp_path_factory: pytest.TempPathFactory, request: p
     if private is not None:
         shutil.rmtree(private, ignore_errors=True)
     assert not postgres and not children, (
-        f"processes left behind by this run (now stopped): PostgreSQL {postgres}, children {children}"
+        f"processes left behind by this run (now stopped): PostgreSQL {postgres}, kobo {children}"
     )
 
 
