@@ -54,10 +54,11 @@ def _configure_logging(settings: Settings) -> None:
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
-def _check_data_dir(settings: Settings) -> None:
-    """The data dir exists (it is made on the first run) and can be written, when an embedded store lives there;
-    checked before any store is started, so the failure names KOBO_DATA_DIR rather than a store's internals."""
-    if settings.database_url and settings.clickhouse_url:
+def _check_data_dir(settings: Settings, *, postgres_only: bool = False) -> None:
+    """The data dir exists (it is made on the first run) and can be written, when an embedded store the command
+    uses lives there; checked before any store is started, so the failure names KOBO_DATA_DIR rather than a store's
+    internals."""
+    if settings.database_url and (postgres_only or settings.clickhouse_url):
         return
     where = f"the data dir {settings.data_dir} (KOBO_DATA_DIR)"
     fix = "Set KOBO_DATA_DIR to a directory this user can write, or make this one writable."
@@ -89,7 +90,7 @@ def _stores(settings: Settings) -> str:
 def _shown(path: os.PathLike[str]) -> str:
     """A path relative to the working directory when it is below it (``./.kobo/postgres``), else absolute."""
     relative = os.path.relpath(path)
-    return path.__fspath__() if relative.startswith("..") else f"./{relative}"
+    return os.fspath(path) if relative.startswith("..") else f"./{relative}"
 
 
 def _without_password(url: str) -> str:
@@ -222,7 +223,7 @@ async def _create_key(settings: Settings, org: str, mode: str, scopes: list[str]
     from app.tenancy import Mode
 
     _configure_logging(settings)
-    _check_data_dir(settings)
+    _check_data_dir(settings, postgres_only=True)
     engine = make_engine(await asyncio.to_thread(database_url, settings))
     try:
         await migrate_postgres(engine)
