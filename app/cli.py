@@ -320,10 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kobo: {failure}", file=sys.stderr)
         return 1
     except Exception as exc:
-        failure = _store_failure(settings, exc)
-        if failure is None:
+        recognized = _store_failure(settings, exc)
+        if recognized is None:
             raise
-        print(f"kobo: {failure}", file=sys.stderr)
+        print(f"kobo: {recognized}", file=sys.stderr)
         return 1
 
 

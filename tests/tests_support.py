@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -106,7 +107,7 @@ def postgres_pids(under: Path) -> list[int]:
     return found
 
 
-def wait_healthy(base: str, process: subprocess.Popen[str], log: Path, timeout: float = 90) -> None:
+def wait_healthy(base: str, process: subprocess.Popen[Any], log: Path, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

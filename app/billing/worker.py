@@ -124,7 +124,7 @@ async def _still_due(runtime: Runtime) -> tuple[datetime | None, int]:
     subscriptions waiting for their retry count (their invoices are late too), retry time or not."""
     due_at = Subscription.current_period_end + func.make_interval(0, 0, 0, 0, 0, 0, _GRACE)
     statement = (
-        select(func.min(due_at), func.count())
+        select(func.min(due_at).label("oldest"), func.count().label("due"))
         .select_from(Subscription)
         .outerjoin(
             OrganizationSettings,
@@ -133,8 +133,8 @@ async def _still_due(runtime: Runtime) -> tuple[datetime | None, int]:
         .where(Subscription.status.in_([status.value for status in LIVE]), due_at <= runtime.clock.now())
     )
     async with open_db(runtime.sessionmaker) as db:
-        oldest, count = (await db.execute(statement)).one()
-    return oldest, int(count)
+        row = (await db.execute(statement)).mappings().one()
+    return row["oldest"], int(row["due"])
 
 
 async def _close_due(runtime: Runtime, batch_size: int) -> int:
