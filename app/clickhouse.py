@@ -94,7 +94,10 @@ def _server_address(url: str) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    """The innermost cause's own words ("Connection refused"), not the driver's wrapping of the HTTP pool's."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    text = str(getattr(exc, "strerror", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 

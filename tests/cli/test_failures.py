@@ -77,3 +77,19 @@ def test_a_data_dir_this_user_cannot_write_is_one_line(tmp_path: Path) -> None:
         assert f"cannot write to the data dir {data}" in line
     else:
         assert "cannot reach PostgreSQL at 127.0.0.1:1" in line
+
+
+def test_an_unreachable_clickhouse_server_is_one_line_before_postgresql_is_started(tmp_path: Path) -> None:
+    # given a CLICKHOUSE_URL where nothing listens, and the embedded PostgreSQL otherwise
+    data = tmp_path / "data"
+    env = {**embedded_env(data), "CLICKHOUSE_URL": "http://kobo:secret@127.0.0.1:1/kobo"}
+
+    # when kobo migrate starts
+    done = _kobo("migrate", env=env, cwd=tmp_path)
+
+    # then one line names the server and the variable (not the password), and ClickHouse was asked first: no
+    # PostgreSQL was started for nothing
+    line = one_line_failure(done)
+    assert "cannot reach ClickHouse at 127.0.0.1:1 (CLICKHOUSE_URL)" in line and "set CLICKHOUSE_URL" in line
+    assert "secret" not in done.stderr
+    assert not (data / "postgres").exists()
