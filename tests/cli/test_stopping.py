@@ -90,3 +90,18 @@ def test_sigterm_to_dev_py_serve_stops_kobo_serve_and_its_postgres(tmp_path: Pat
     # then that process was kobo serve itself: it stopped cleanly, and so did its PostgreSQL
     assert code == 0
     assert _gone(data_dir) == []
+
+
+def test_a_postgres_left_by_a_killed_kobo_serve_is_stopped_by_the_next_one(tmp_path: Path) -> None:
+    # given kobo serve killed outright (SIGKILL: no clean-up), which leaves its PostgreSQL running and its pid on
+    # pgserver's list of the server's users
+    data_dir = tmp_path / "data"
+    assert _serve_then_stop([*KOBO, "serve"], data_dir, signal.SIGKILL) == -signal.SIGKILL
+    assert postgres_pids(data_dir), "SIGKILL leaves the embedded PostgreSQL behind"
+
+    # when kobo serve starts again on that data dir (joining the running server) and is stopped with SIGTERM
+    code = _serve_then_stop([*KOBO, "serve"], data_dir, signal.SIGTERM)
+
+    # then the dead process did not keep the server alive: it stopped with the live one
+    assert code == 0
+    assert _gone(data_dir) == []
