@@ -10,28 +10,20 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_ROOT_USER_ACTION=ignore \
     KOBO_DATA_DIR=/var/lib/kobo
 
-# Why an editable install in /srv/kobo rather than `pip install .`:
-# app/db.py (alembic_config) and app/clickhouse.py (DDL_DIR) find alembic.ini, migrations/ and clickhouse/ at
-# Path(app/__file__).parent.parent, i.e. beside the `app` package. A regular install puts `app` alone into
-# site-packages (setuptools packages only `app*`), where those paths do not exist and `kobo serve` could not migrate.
-# `pip install -e .` leaves `app` where it was copied, so its parent is /srv/kobo and all three resolve with no
-# change to the code. The sources stay root-owned and read-only for the kobo user.
+# Dependencies first, in their own layer and exactly as locked (requirements.lock, what CI tests): rebuilt only
+# when the lock changes, not on every code edit.
 WORKDIR /srv/kobo
+COPY requirements.lock ./
+RUN pip install --no-cache-dir -r requirements.lock
 
-# Dependencies first, in their own layer: it is rebuilt only when pyproject.toml (or README.md, the package's
-# readme) changes, not on every code edit. The empty app/__init__.py is only there so the project builds here.
-COPY pyproject.toml README.md ./
-RUN mkdir app && touch app/__init__.py \
-    && pip install --no-cache-dir -e .
-
-COPY alembic.ini ./
-COPY app/ app/
-COPY migrations/ migrations/
-COPY clickhouse/ clickhouse/
-# Reinstall the project itself (not its dependencies) over the real sources, and compile them now: the kobo user
-# cannot write __pycache__ into the root-owned tree at run time.
-RUN pip install --no-cache-dir --no-deps -e . \
-    && python -m compileall -q app migrations
+# Then Kobo itself, a regular install without resolving anything again: the wheel carries migrations/ and
+# clickhouse/ inside the package (setup.py maps them to app/bundled), so nothing is looked up beside the sources,
+# which are removed once installed. pip compiles the installed modules; the kobo user never writes __pycache__.
+COPY pyproject.toml setup.py README.md /tmp/kobo-src/
+COPY app/ /tmp/kobo-src/app/
+COPY migrations/ /tmp/kobo-src/migrations/
+COPY clickhouse/ /tmp/kobo-src/clickhouse/
+RUN pip install --no-cache-dir --no-deps /tmp/kobo-src && rm -rf /tmp/kobo-src
 
 RUN useradd --system --create-home --uid 10001 --user-group kobo \
     && mkdir -p "$KOBO_DATA_DIR" && chown kobo:kobo "$KOBO_DATA_DIR"

@@ -4,6 +4,7 @@
     python3 dev.py serve [--host 127.0.0.1] [--port 8000]   # the API, on embedded stores unless DATABASE_URL etc.
     python3 dev.py test [pytest args]                       # ruff, then the test suite
     python3 dev.py kobo <command ...>                       # any other `kobo` command (keys create, migrate, ...)
+    python3 dev.py lock [--upgrade]                         # regenerate requirements.lock from pyproject.toml
 
 Only the standard library is used here, so that it runs on a machine that has nothing but Python 3.11+.
 """
@@ -21,25 +22,68 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("KOBO_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".kobo-install-stamp"
+LOCK = ROOT / "requirements.lock"
+# The resolver that writes requirements.lock, pinned so that two engineers regenerate the same file.
+UV = "uv==0.13.9"
+# What the lock is resolved for: every Python from 3.11 on and every platform, in one file (markers where they
+# differ: uvloop off Windows, backports before 3.14); Linux is what CI installs it on.
+COMPILE = [
+    "pip", "compile", "pyproject.toml", "--extra", "test", "--universal", "--python-version", "3.11",
+    "--output-file", "requirements.lock",
+]  # fmt: skip
 
 
 def _install_fingerprint() -> str:
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    """What the installed environment was made from: a change to either file reinstalls it."""
+    digest = hashlib.sha256()
+    for path in (ROOT / "pyproject.toml", LOCK):
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return digest.hexdigest()
 
 
 def ensure_environment() -> None:
-    """Create the virtual environment and install the project, but only when pyproject.toml changed since last time."""
+    """Create the virtual environment and install the locked dependencies, then Kobo itself without resolving
+    anything (``--no-deps``): every machine gets the versions in requirements.lock. Only when pyproject.toml or the
+    lock changed since last time."""
     if not (BIN / "python").exists():
         print(f"[dev] creating virtual environment in {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     fingerprint = _install_fingerprint()
     if STAMP.exists() and STAMP.read_text() == fingerprint:
         return
-    print("[dev] installing kobo and its dependencies (first run takes a minute)", flush=True)
+    print("[dev] installing kobo and its locked dependencies (first run takes a minute)", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[test]"], check=True, cwd=ROOT)
+    subprocess.run([*pip, "-r", str(LOCK)], check=True, cwd=ROOT)
+    subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True, cwd=ROOT)
     STAMP.write_text(fingerprint)
+
+
+def lock(options: list[str]) -> int:
+    """Resolve pyproject.toml's dependencies (and the test extra) again into requirements.lock, exact pins.
+
+    Run it after adding or changing a dependency in pyproject.toml; the next `dev.py` command installs the result.
+    Pins already in the lock are kept where they still fit (so a merge adds the new packages and moves nothing
+    else); ``--upgrade`` (or ``--upgrade-package NAME``, passed on to uv) moves them to the newest allowed.
+    uv is installed into .venv for this only (pip cannot write a lock file)."""
+    python = BIN / "python"
+    if not python.exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", UV], check=True)
+    env = {**os.environ, "UV_CUSTOM_COMPILE_COMMAND": "python3 dev.py lock"}  # what the file's header says to run
+    return subprocess.call([str(BIN / "uv"), *COMPILE, *options], cwd=ROOT, env=env)
+
+
+def _replace_with(program: Path, args: list[str]) -> int:
+    """Become ``program``: the process keeps its pid, so SIGTERM / SIGINT sent to `python3 dev.py serve` reach
+    `kobo serve` itself (which then stops cleanly, embedded PostgreSQL included) rather than a parent that would die
+    and leave it running. Windows has no such exec; there the child is waited for."""
+    os.chdir(ROOT)
+    if os.name == "nt":
+        return subprocess.call([str(program), *args])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(program, [str(program), *args])
 
 
 def run(argv: list[str]) -> int:
@@ -49,19 +93,20 @@ def run(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(__doc__)
         return 0
-    ensure_environment()
     command, rest = argv[0], argv[1:]
-    env = dict(os.environ)
+    if command == "lock":
+        return lock(rest)
+    ensure_environment()
     if command == "serve":
-        return subprocess.call([str(BIN / "kobo"), "serve", *rest], cwd=ROOT, env=env)
+        return _replace_with(BIN / "kobo", ["serve", *rest])
     if command == "test":
-        lint = subprocess.call([str(BIN / "ruff"), "check", "."], cwd=ROOT, env=env)
+        lint = subprocess.call([str(BIN / "ruff"), "check", "."], cwd=ROOT)
         if lint != 0:
             print("[dev] ruff found problems (see above)", flush=True)
             return lint
-        return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT, env=env)
+        return _replace_with(BIN / "python", ["-m", "pytest", *rest])
     if command == "kobo":
-        return subprocess.call([str(BIN / "kobo"), *rest], cwd=ROOT, env=env)
+        return _replace_with(BIN / "kobo", rest)
     print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
     return 2
 

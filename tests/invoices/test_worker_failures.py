@@ -11,7 +11,6 @@ the worker (which reads across tenants) never catches them up in another test.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,7 @@ from sqlalchemy import text
 from app.billing.worker import describe, retry_delay, run_once
 from app.runtime import Runtime
 from factories import Api, Tenant
-from tests_support import new_tenant
+from tests_support import new_tenant, set_unit_price, subscribe
 
 if TYPE_CHECKING:
     from conftest import SettableClock
@@ -57,26 +56,6 @@ async def others(runtime: Runtime, http: httpx.AsyncClient) -> AsyncIterator[lis
             )
 
 
-async def subscribe(api: Api, plan_id: str, start: datetime, calls: int) -> str:
-    """A new customer on ``plan_id`` from ``start``, with ``calls`` api_call events on its first day."""
-    customer = await api.customer()
-    made = await api.subscription(customer["id"], plan_id, startDate=wire(start))
-    if calls:
-        prefix = uuid.uuid4().hex[:8]
-        await api.ingest(
-            [
-                {
-                    "eventName": "api_call",
-                    "customerId": customer["id"],
-                    "idempotencyKey": f"{prefix}-{i}",
-                    "timestamp": wire(start + timedelta(hours=1)),
-                }
-                for i in range(calls)
-            ]
-        )
-    return str(made["id"])
-
-
 async def subscription(api: Api, subscription_id: str) -> dict[str, Any]:
     return (await api.call(SUBSCRIPTION, {"id": subscription_id}))["subscription"]  # type: ignore[no-any-return]
 
@@ -84,15 +63,6 @@ async def subscription(api: Api, subscription_id: str) -> dict[str, Any]:
 async def failures(api: Api) -> list[dict[str, Any]]:
     events = (await api.call(OUTBOX))["outboxEvents"]
     return [e for e in events if e["type"] == "subscription.billing_failed"]
-
-
-async def set_unit_price(runtime: Runtime, plan_id: str, unit_price: str | None) -> None:
-    """Change the stored price behind the API's back, as a bad migration or a hand edit would."""
-    async with runtime.engine.begin() as connection:
-        await connection.execute(
-            text("UPDATE prices SET unit_price = CAST(:price AS numeric) WHERE plan_id = :plan"),
-            {"price": unit_price, "plan": uuid.UUID(plan_id)},
-        )
 
 
 async def test_a_subscription_that_cannot_be_closed_never_delays_any_other_and_is_retried_with_backoff(
