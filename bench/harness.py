@@ -6,7 +6,6 @@ Benchmarks are scripts, never tests: they print what they measured beside a base
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
 import platform
 import resource
@@ -107,27 +106,58 @@ def kobo_serve(extra_env: dict[str, str] | None = None, *, keep: bool = False) -
     base = f"http://127.0.0.1:{port}"
     served = Served(base, env, process, data_dir)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"kobo serve did not become healthy:\n{(data_dir / 'serve.log').read_text()}")
-            time.sleep(0.2)
+        _wait_healthy(served, "kobo serve")
         served.key = create_key(env)
         yield served
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
         log.close()
         if not keep:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def floor_serve() -> Iterator[Served]:
+    """bench/floor_server.py (HTTP + JSON + an in-memory dedup set, nothing stored) on a free port."""
+    data_dir = Path(tempfile.mkdtemp(prefix="kobo-bench-floor-"))
+    port, key = free_port(), "floor-key"
+    log = open(data_dir / "serve.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "floor_server.py"), "--port", str(port), "--key", key],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    served = Served(f"http://127.0.0.1:{port}", {}, process, data_dir, key)
+    try:
+        _wait_healthy(served, "the floor server")
+        yield served
+    finally:
+        _stop(process)
+        log.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _wait_healthy(served: Served, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{served.base}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if served.process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not become healthy:\n{(served.data_dir / 'serve.log').read_text()}")
+        time.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def create_key(env: dict[str, str]) -> str:
@@ -212,7 +242,13 @@ def make_events(total: int, customers: int, start: datetime, run: str) -> list[E
     ]
 
 
-def rest_body(events: Sequence[Event]) -> bytes:
+def rest_body(events: Sequence[Event] | Sequence[dict[str, Any]], *, camel: bool = False) -> bytes:
+    """The REST body of ``events``; with ``camel``, of GraphQL event inputs (the same events, camelCase)."""
+    if camel:
+        names = ("eventName", "customerId", "idempotencyKey", "timestamp", "properties")
+        return orjson.dumps(
+            {"events": [{snake: e[name] for snake, name in zip(REST_FIELDS, names, strict=True)} for e in events]}
+        )
     return orjson.dumps(
         {
             "events": [
@@ -223,12 +259,13 @@ def rest_body(events: Sequence[Event]) -> bytes:
                     "timestamp": e.timestamp.isoformat().replace("+00:00", "Z"),
                     "properties": {"units": e.units, "region": e.region},
                 }
-                for e in events
+                for e in events  # type: ignore[union-attr]
             ]
         }
     )
 
 
+REST_FIELDS = ("event_name", "customer_id", "idempotency_key", "timestamp", "properties")
 INGEST_MUTATION = "mutation($events: [EventInput!]!) { ingestEvents(events: $events) { ingested duplicates } }"
 
 
@@ -264,6 +301,7 @@ class DriveResult:
     client_cpu: float = 0.0
     server_cpu: float = 0.0
     loop_cpu: float = 0.0
+    threads: dict[str, float] = field(default_factory=dict)  # server CPU seconds by thread name
 
     @property
     def rate(self) -> float:
@@ -315,9 +353,8 @@ def drive(
             result.seconds = time.perf_counter() - started
             result.client_cpu, result.server_cpu = _own_cpu() - cpu_before, served.cpu_seconds() - server_before
             after = served.thread_cpu()
-            result.loop_cpu = after.get("event loop (main thread)", 0.0) - threads_before.get(
-                "event loop (main thread)", 0.0
-            )
+            result.threads = {name: cpu - threads_before.get(name, 0.0) for name, cpu in after.items()}
+            result.loop_cpu = result.threads.get("event loop (main thread)", 0.0)
         return result
 
     return asyncio.run(run())
@@ -326,46 +363,6 @@ def drive(
 def _own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-_baseline_dir: Path | None = None
-
-
-def raw_insert_baseline(events: Sequence[Event], batch: int, max_seconds: float) -> tuple[int, float]:
-    """clickhouse-connect inserting the same rows (the EventStore's row shape and columns) into the same `events`
-    table, created by Kobo's own migrations, in a fresh chDB directory owned by this process (the server process
-    holds its own chDB engine, and chDB allows one per process); each run writes a new organization's rows. Rows are
-    built before the clock starts; only the inserts are timed, one batch of ``batch`` rows per call, as the server
-    does. Returns (rows, seconds)."""
-    from app.clickhouse import make_client, migrate_clickhouse
-    from app.usage.store import EVENT_COLUMNS
-
-    global _baseline_dir
-    if _baseline_dir is None:  # chDB hosts one engine (one directory) per process: every run shares it
-        _baseline_dir = Path(tempfile.mkdtemp(prefix="kobo-bench-chdb-"))
-        atexit.register(shutil.rmtree, _baseline_dir, True)
-    client = make_client(os.environ.get("CLICKHOUSE_BASELINE_URL"), _baseline_dir)
-    migrate_clickhouse(client)
-    org, customers = uuid.uuid4(), {}
-    received = datetime.now(UTC)
-    rows = []
-    for e in events:
-        customer = customers.setdefault(e.customer, uuid.uuid4())
-        properties = orjson.dumps({"region": e.region, "units": e.units}).decode()
-        rows.append([org, "test", customer, "api_call", e.timestamp, e.key, properties, received])
-    chunks = [rows[i : i + batch] for i in range(0, len(rows), batch)]
-    inserted = 0
-    started = time.perf_counter()
-    for chunk in chunks:
-        client.insert("events", chunk, column_names=list(EVENT_COLUMNS))
-        inserted += len(chunk)
-        if time.perf_counter() - started > max_seconds:
-            break
-    seconds = time.perf_counter() - started
-    stored = client.query("SELECT count() FROM events WHERE org_id = {o:UUID}", parameters={"o": org}).result_rows
-    if stored[0][0] != inserted:
-        raise SystemExit(f"baseline stored {stored[0][0]} rows of {inserted}")
-    return inserted, seconds
 
 
 def ingest_answer(content: bytes) -> tuple[int, int]:
@@ -387,7 +384,9 @@ def py_spy(pid: int, output: str | None) -> Iterator[None]:
     if not output:
         yield
         return
-    command = ["py-spy", "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--output", output]
+    command = [
+        "py-spy", "record", "--pid", str(pid), "--rate", "200", "--threads", "--format", "raw", "--output", output,
+    ]  # fmt: skip
     spy = subprocess.Popen(
         [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), *command[1:]],
         stdout=subprocess.DEVNULL,
@@ -455,6 +454,7 @@ def ingest_benchmark(kind: str, argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=180, help="stop starting batches after this long")
     parser.add_argument("--retries", type=int, default=20, help="batches re-sent afterwards (all duplicates)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir (and serve.log)")
+    parser.add_argument("--claim-batch", type=int, default=10_000, help="keys per statement in the PostgreSQL baseline")
     parser.add_argument("--profile", metavar="FILE", help="py-spy the server during the timed run (collapsed stacks)")
     parser.add_argument(
         "--wait-quiet",
@@ -527,6 +527,7 @@ def ingest_benchmark(kind: str, argv: Sequence[str] | None = None) -> int:
         f" {result.loop_cpu * per_event:.1f} µs (its ceiling alone: {result.events / max(result.loop_cpu, 1e-9):,.0f}"
         f" events/s); PostgreSQL {pg_seconds * per_event:.1f} µs"
     )
+    print("  server threads, µs/event: " + thread_breakdown(result.threads, per_event))
     print(
         f"  CPU seconds: server {result.server_cpu:.1f}, PostgreSQL {pg_seconds:.1f}, bench client"
         f" {result.client_cpu:.1f}, everything else on the machine {others:.1f} (load average before {load_before:.1f})"
@@ -546,20 +547,106 @@ def ingest_benchmark(kind: str, argv: Sequence[str] | None = None) -> int:
         f"  counted by the server afterwards: {total} (expected {result.acknowledged + 5 * args.batch}"
         f" incl. warm-up): {'exactly once' if exact else 'MISMATCH'}"
     )
+    if args.profile:
+        print(f"\npy-spy of the server during the timed run ({args.profile}):")
+        print(profile_summary(args.profile))
 
-    print("\nbaseline: raw clickhouse-connect insert of the same rows (fresh chDB dir, this process, server stopped)")
-    raw_rate = 0.0
-    for attempt in (1, 2):  # chDB's insert speed varies run to run (merges); the faster run is the baseline
-        rows, seconds = raw_insert_baseline(events[: max(result.events, args.batch)], args.batch, args.max_seconds)
-        print(f"  run {attempt}: {rows} rows in {seconds:.2f} s => {rows / seconds:,.0f} rows/s")
-        raw_rate = max(raw_rate, rows / seconds)
-    ratio = result.rate / raw_rate
     if kind == "rest":
-        print(
-            f"\nratio {kind} ingest / raw insert: {ratio:.2f}x"
-            f"   (target >= 0.30x: {'met' if ratio >= 0.3 else 'NOT met'})"
-        )
-    else:
-        print(f"\nratio {kind} ingest / raw insert: {ratio:.2f}x")
+        floor_warmup, floor_bodies = warmup, bodies
+    else:  # the floor speaks REST: the same events as REST bodies
+        floor_warmup = [(n, rest_body(orjson.loads(b)["variables"]["events"], camel=True)) for n, b in warmup]
+        floor_bodies = [(n, rest_body(orjson.loads(b)["variables"]["events"], camel=True)) for n, b in bodies]
+    floor = floor_baseline(floor_warmup, floor_bodies, args.concurrency, args.max_seconds)
+    ratio = result.rate / floor
+    print(
+        f"\nratio {kind} ingest / no-store floor server (REST): {ratio:.2f}x"
+        + (f"   (target >= 0.35x: {'met' if ratio >= 0.35 else 'NOT met'})" if kind == "rest" else "")
+    )
+    store_baselines(events[: max(result.events, args.batch)], args.claim_batch)
     print(f"date: {datetime.now(UTC).isoformat(timespec='seconds')}")
     return 0 if exact and not result.failures and not retried.failures else 1
+
+
+def floor_baseline(
+    warmup: Sequence[tuple[int, bytes]], bodies: Sequence[tuple[int, bytes]], concurrency: int, max_seconds: float
+) -> float:
+    """The no-store floor server driven like Kobo (same REST bodies, client and connections), twice, each on a fresh
+    server; prints both runs and returns the faster rate."""
+    print("\nbaseline: no-store floor server (bench/floor_server.py: uvicorn + Starlette + orjson, in-memory dedup)")
+    best = 0.0
+    for attempt in (1, 2):
+        with floor_serve() as served:
+            drive(served, "/v1/events", warmup, concurrency, ingest_answer, max_seconds)
+            result = drive(served, "/v1/events", bodies, concurrency, ingest_answer, max_seconds)
+        per_event = 1e6 / max(1, result.events)
+        print(
+            f"  run {attempt}: {result.events} events in {result.seconds:.2f} s => {result.rate:,.0f} events/s;"
+            f" server CPU {result.server_cpu * per_event:.1f} µs/event, bench client"
+            f" {result.client_cpu * per_event:.1f} µs/event; p50 {result.latency(0.5):.0f} ms;"
+            f" failures {len(result.failures)}"
+        )
+        best = max(best, result.rate)
+    return best
+
+
+def store_baselines(events: Sequence[Event], claim_batch: int) -> None:
+    """The stores' best cases for the same keys and rows (bench/baselines.py), after every server stopped."""
+    from bench.baselines import clickhouse_insert_baseline, postgres_claims_baseline
+
+    where, claims = postgres_claims_baseline(events, claim_batch)
+    print(f"\nbaseline: PostgreSQL claims of the same keys, table shaped like event_claims, on {where}")
+    for measured in claims:
+        print(measured.line("key"))
+    print("\nbaseline: ClickHouse insert of the same rows into Kobo's events table (fresh chDB, JSONCompactColumns)")
+    for measured in clickhouse_insert_baseline(events):
+        print(measured.line("row"))
+
+
+def thread_breakdown(threads: dict[str, float], per_event: float) -> str:
+    """Server CPU by thread name, largest first: the event loop, Python's worker threads (named like the process),
+    and chDB's own threads (named by ClickHouse: query pipeline, merges, background pools)."""
+    ordered = sorted(((cpu, name) for name, cpu in threads.items() if cpu > 0), reverse=True)
+    return ", ".join(f"{name} {cpu * per_event:.1f}" for cpu, name in ordered[:8])
+
+
+def profile_summary(path: str, anchor: str = "Ingestor.ingest (", top: int = 25) -> str:
+    """py-spy's raw output (collapsed stacks; with --threads each starts with its thread) as: each thread's share of
+    the samples; for the busiest thread (the event loop), its self time by function, and the inclusive share of
+    each function called under ``anchor`` (the ingest pipeline), as shares of that thread's samples."""
+    stacks: list[tuple[list[str], int]] = []
+    totals: dict[str, int] = {}
+    for line in Path(path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            frames = [_short(frame) for frame in stack.split(";")]
+            stacks.append((frames, int(count)))
+            totals[frames[0]] = totals.get(frames[0], 0) + int(count)
+    if not totals:
+        return "  (no samples)"
+    everything = sum(totals.values())
+    lines = [f"  {thread}: {n / everything * 100:.0f}% of {everything} samples" for thread, n in totals.items()]
+    busiest = max(totals, key=lambda thread: totals[thread])
+    own: dict[str, int] = {}
+    under: dict[str, int] = {}
+    anchored = 0
+    for frames, count in stacks:
+        if frames[0] != busiest:
+            continue
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        at = next((i for i, frame in enumerate(frames) if frame.startswith(anchor)), None)
+        if at is not None:
+            anchored += count
+            for frame in set(frames[at + 1 :]):
+                under[frame] = under.get(frame, 0) + count
+    share = 100 / totals[busiest]
+    lines.append(f"  {busiest}: self time by function")
+    lines += [f"    {n * share:5.1f}%  {f}" for f, n in sorted(own.items(), key=lambda item: -item[1])[:top]]
+    lines.append(f"  {busiest}: {anchored * share:.1f}% under {anchor.strip(' (')}; inclusive below it:")
+    lines += [f"    {n * share:5.1f}%  {f}" for f, n in sorted(under.items(), key=lambda item: -item[1])[:top]]
+    return "\n".join(lines)
+
+
+def _short(frame: str) -> str:
+    """``function (path/to/file.py:12)`` as ``function (file.py)``: one entry per function, not per line."""
+    function, _, where = frame.partition(" (")
+    return f"{function} ({where.rsplit('/', 1)[-1].split(':')[0].rstrip(')')})" if where else frame
