@@ -618,7 +618,8 @@ def profile_summary(path: str, anchor: str = "Ingestor.ingest (", top: int = 25)
     for line in Path(path).read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if stack and count.isdigit():
-            frames = [_short(frame) for frame in stack.split(";")]
+            thread, *calls = stack.split(";")
+            frames = [thread, *(_short(frame) for frame in calls)]
             stacks.append((frames, int(count)))
             totals[frames[0]] = totals.get(frames[0], 0) + int(count)
     if not totals:
