@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import ingest_benchmark
+from bench.ingest_run import ingest_benchmark
 
 if __name__ == "__main__":
     sys.exit(ingest_benchmark("rest"))
