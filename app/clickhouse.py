@@ -19,6 +19,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from app.clickhouse_cluster import cluster_statements
 from app.config import Timeouts
 from app.errors import ExpectedFailure, StoreUnavailable
 from app.resources import resource_dir
@@ -118,19 +119,33 @@ def _statements(sql: str) -> list[str]:
     return [part.strip() for part in without_comments.split(";") if part.strip()]
 
 
-def migrate_clickhouse(client: Client, ddl_dir: Path = DDL_DIR) -> list[str]:
-    """Apply every numbered ``NNNN_name.sql`` not yet recorded, in order; returns the names it applied."""
-    client.command(
-        f"CREATE TABLE IF NOT EXISTS {_MIGRATIONS_TABLE}"
-        " (version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version"
-    )
+def render_migration(sql: str, cluster: str | None = None) -> list[str]:
+    """The statements of one migration file: as written for one node, or their cluster form (app.clickhouse_cluster:
+    Replicated engines ON CLUSTER, a Distributed table in front of each sharded table)."""
+    statements = _statements(sql)
+    if cluster is None:
+        return statements
+    return [rendered for statement in statements for rendered in cluster_statements(statement, cluster)]
+
+
+_MIGRATIONS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {_MIGRATIONS_TABLE}"
+    " (version UInt32, name String, applied_at DateTime DEFAULT now()) ENGINE = MergeTree ORDER BY version"
+)
+
+
+def migrate_clickhouse(client: Client, ddl_dir: Path = DDL_DIR, cluster: str | None = None) -> list[str]:
+    """Apply every numbered ``NNNN_name.sql`` not yet recorded, in order; returns the names it applied. With
+    ``cluster`` (KOBO_CLICKHOUSE_CLUSTER), every table is created on the whole cluster, replicated."""
+    for statement in render_migration(_MIGRATIONS_DDL, cluster):
+        client.command(statement)
     applied = {row[0] for row in client.query(f"SELECT version FROM {_MIGRATIONS_TABLE}").result_rows}
     done: list[str] = []
     for path in sorted(ddl_dir.glob("[0-9][0-9][0-9][0-9]_*.sql")):
         version = int(path.name[:4])
         if version in applied:
             continue
-        for statement in _statements(path.read_text()):
+        for statement in render_migration(path.read_text(), cluster):
             client.command(statement)
         client.insert(_MIGRATIONS_TABLE, [[version, path.name]], column_names=["version", "name"])
         done.append(path.name)

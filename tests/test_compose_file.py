@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 yaml = pytest.importorskip("yaml")
 
 COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+CLUSTER_FILE = COMPOSE_FILE.with_name("docker-compose.cluster.yml")
 
 
 def _environment(service: dict[str, Any]) -> dict[str, str]:
@@ -149,7 +151,8 @@ def test_usage_dashboard_queries_are_scoped_deduplicated_and_time_filtered() -> 
     assert "${event_name:" in sql and "${property:" in sql
 
 
-def test_compose_config_is_valid() -> None:
+@pytest.mark.parametrize("compose_file", [COMPOSE_FILE, CLUSTER_FILE], ids=lambda path: path.name)
+def test_compose_config_is_valid(compose_file: Path) -> None:
     """`docker-compose config` (or `docker compose config`) accepts the file, where either is installed."""
     command = None
     if shutil.which("docker-compose"):
@@ -161,6 +164,41 @@ def test_compose_config_is_valid() -> None:
     if command is None:
         pytest.skip("neither docker-compose nor the docker compose plugin is installed")
     result = subprocess.run(
-        [*command, "-f", str(COMPOSE_FILE), "config", "--quiet"], capture_output=True, text=True, timeout=60
+        [*command, "-f", str(compose_file), "config", "--quiet"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+# --- docker-compose.cluster.yml: two ClickHouse replicas coordinated by Keeper, Kobo with KOBO_CLICKHOUSE_CLUSTER ----
+
+
+def test_cluster_file_runs_two_clickhouse_replicas_with_keeper_and_kobo_on_the_cluster() -> None:
+    services = yaml.safe_load(CLUSTER_FILE.read_text(encoding="utf-8"))["services"]
+    cluster_xml = ET.parse(ROOT / "clickhouse" / "cluster" / "cluster.xml").getroot()
+    remote_servers = cluster_xml.find("remote_servers")
+    assert remote_servers is not None
+    (cluster,) = list(remote_servers)
+    hosts = [replica.findtext("host") for replica in cluster.iter("replica")]
+    assert hosts == ["clickhouse-1", "clickhouse-2"]
+    assert cluster.findtext("shard/internal_replication") == "true"
+    assert cluster_xml.findtext("zookeeper/node/host") == "keeper"
+
+    assert services["keeper"]["image"].startswith("clickhouse/clickhouse-keeper:")
+    assert _mounts(services["keeper"])["/etc/clickhouse-keeper/keeper_config.xml"] == "./clickhouse/cluster/keeper.xml"
+    for host in hosts:
+        server = services[host]
+        assert server["hostname"] == host
+        assert _environment(server)["CLICKHOUSE_REPLICA"] == host, "the {replica} macro must differ per replica"
+        assert server["depends_on"]["keeper"]["condition"] == "service_healthy"
+        mounts = _mounts(server)
+        assert mounts["/etc/clickhouse-server/config.d/cluster.xml"] == "./clickhouse/cluster/cluster.xml"
+        assert mounts["/etc/clickhouse-server/users.d/cluster.xml"] == "./clickhouse/cluster/users.xml"
+    for source in ("keeper.xml", "cluster.xml", "users.xml"):
+        ET.parse(ROOT / "clickhouse" / "cluster" / source)  # well-formed
+
+    for api in ("kobo", "kobo-2"):
+        environment = _environment(services[api])
+        assert environment["KOBO_CLICKHOUSE_CLUSTER"] == cluster.tag
+        assert re.search(r"@clickhouse-[12]:8123/", environment["CLICKHOUSE_URL"])
+        assert "@postgres:5432/" in environment["DATABASE_URL"]
+    assert services["kobo-2"]["depends_on"]["kobo"]["condition"] == "service_healthy", "one node migrates first"
