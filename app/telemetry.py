@@ -36,6 +36,12 @@ STORE_ERRORS = Counter(
 REQUEST_SECONDS = Histogram(
     "kobo_http_request_duration_seconds", "HTTP request latency, by route and method.", ["route", "method"]
 )
+GRAPHQL_SECONDS = Histogram(
+    "kobo_graphql_operation_duration_seconds",
+    "GraphQL operation latency (parse to result), by operation type (query, mutation) and root field as the schema"
+    " names it: (several) for a document with more than one, (refused) for one refused before it ran.",
+    ["type", "field"],
+)
 # The period-end worker, measured at the end of every pass (`kobo serve` or `kobo worker`): the lag and the due count
 # say how far behind invoicing is, the passes and the last pass's time whether the worker runs at all (a lag that
 # stays 0 because no pass completes is told apart by them).

@@ -18,6 +18,7 @@ from app.graphql.inputs import CheckInputs
 from app.graphql.introspection import IntrospectionPolicy
 from app.graphql.scalars import SCALAR_MAP
 from app.graphql.scopes import ScopeCheck
+from app.graphql.timing import OperationTimer
 from app.graphql.validated import ValidatedDocuments
 from app.invoices.schema import InvoiceMutation, InvoiceQuery
 from app.metrics.schema import MetricMutation, MetricQuery
@@ -64,6 +65,7 @@ schema = KoboSchema(
     mutation=Mutation,
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
     extensions=[
+        OperationTimer,  # outermost: the whole operation, its refusals included
         ApiErrors,
         CloseSession,
         lambda: MaxTokensLimiter(max_token_count=LIMITS.max_tokens),

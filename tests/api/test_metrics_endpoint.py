@@ -51,3 +51,29 @@ async def test_ingest_finalize_and_rejection_move_the_counters(api: Api, http: h
     graphql_count = ("kobo_http_request_duration_seconds_count", (("method", "POST"), ("route", "/graphql")))
     assert after[graphql_count] - before.get(graphql_count, 0) >= 5
     assert ("kobo_store_errors_total", (("edge", "rest"),)) in after
+
+
+def _graphql_count(scrape: dict[tuple[str, tuple[tuple[str, str], ...]], float], kind: str, field: str) -> float:
+    labels = (("field", field), ("type", kind))
+    return scrape.get(("kobo_graphql_operation_duration_seconds_count", labels), 0.0)
+
+
+async def test_graphql_latency_is_labelled_by_the_schema_s_root_field_never_by_client_names(
+    api: Api, http: httpx.AsyncClient
+) -> None:
+    # given a scrape
+    before = await _scrape(http)
+
+    # when a named query, a mutation, a document with two root fields and an invalid one run
+    await api.call("query ClientChosenName { metrics(first: 1) { nodes { id } } }", {})
+    await api.call('mutation { createCustomer(input: {externalId: "lat-1", name: "L"}) { id } }', {})
+    await api.call("{ metrics(first: 1) { nodes { id } } plans(first: 1) { nodes { id } } }", {})
+    invalid = await api.raw("{ noSuchField }", {})
+    assert invalid.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    after = await _scrape(http)
+
+    # then each is counted under its type and root field; the client's operation name is no label
+    expected = [("query", "metrics"), ("mutation", "createCustomer"), ("query", "(several)"), ("query", "(refused)")]
+    for kind, field in expected:
+        assert _graphql_count(after, kind, field) == _graphql_count(before, kind, field) + 1, (kind, field)
+    assert not any("ClientChosenName" in str(labels) for (_, labels) in after)
