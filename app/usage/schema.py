@@ -9,7 +9,7 @@ from strawberry.types import Info
 from app.access import spend_events
 from app.graphql.coerced import COERCED_ARGUMENTS
 from app.graphql.context import reader, require
-from app.graphql.enums import Granularity, GranularityEnum
+from app.graphql.enums import Granularity
 from app.usage import service, voids
 from app.usage.types import (
     CustomerUsageType,
@@ -33,7 +33,7 @@ class UsageQuery:
         metric_id: strawberry.ID,
         from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime,
-        granularity: GranularityEnum = Granularity.DAY,
+        granularity: Granularity = Granularity.DAY,
         group_by: Annotated[
             str | None, strawberry.argument(description="A property: one series per value it takes (max 100).")
         ] = None,
