@@ -321,10 +321,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kobo: {error.message}", file=sys.stderr)
         return 1
     except Exception as exc:
-        failure = _store_failure(settings, exc)
-        if failure is None:
+        store_failure = _store_failure(settings, exc)
+        if store_failure is None:
             raise
-        print(f"kobo: {failure}", file=sys.stderr)
+        print(f"kobo: {store_failure}", file=sys.stderr)
         return 1
 
 

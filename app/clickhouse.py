@@ -90,7 +90,8 @@ class ClickHouse:
 
     async def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         def run() -> list[tuple[Any, ...]]:
-            return list(self.client.query(sql, parameters=parameters or {}).result_rows)
+            # result_rows is a list of tuples; clickhouse-connect annotates it only as Sequence[Sequence[Any]].
+            return list(self.client.query(sql, parameters=parameters or {}).result_rows)  # type: ignore[arg-type]
 
         return await self._call(run)
 

@@ -132,7 +132,7 @@ class Db:
         self.session = session
         self._lock = asyncio.Lock()
 
-    async def execute(self, statement: Executable, params: Any = None) -> Result[Any]:
+    async def execute(self, statement: Executable, params: Any = None) -> Result[*tuple[Any, ...]]:
         async with self._lock:
             return await self.session.execute(statement, params)
 

@@ -56,6 +56,7 @@ BillingAnchorEnum: TypeAlias = Annotated[
     BillingAnchor,
     strawberry.enum(
         name="BillingAnchor",
-        description="START_DATE: whole periods from the start date. CALENDAR: calendar periods, the first one prorated.",
+        description="START_DATE: whole periods from the start date. CALENDAR: calendar periods, the first one"
+        " prorated.",
     ),
 ]

@@ -101,7 +101,8 @@ def filter_sql(filters: tuple[PropertyFilter, ...], alias: str = "") -> tuple[st
 
     A value matches a JSON string of that text or a JSON number/bool written that way (``"eu"``, ``5``, ``true``).
     """
-    clauses, params = [], {}
+    clauses: list[str] = []
+    params: dict[str, object] = {}
     for index, (prop, values) in enumerate(filters):
         p, v = f"filter_prop_{index}", f"filter_values_{index}"
         clauses.append(

@@ -41,7 +41,7 @@ from app.errors import InvalidInput, StoreUnavailable
 from app.organizations.models import OrganizationSettings
 from app.tenancy import Scope, parse_uuid, scoped_select
 from app.usage import claims, jsonenc
-from app.usage.claims import ClaimRow
+from app.usage.claims import ClaimRow, ClaimState
 from app.usage.store import EventBatch, EventStore
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def validate_batch(batch: Sequence[IncomingEvent], field: str) -> None:
         if properties is not None and not isinstance(properties, dict):
             raise InvalidInput("properties must be a JSON object.", field=f"{at}.properties")
         bad = unstorable_number(properties) if properties else None
-        if bad is not None:
+        if properties and bad is not None:
             raise _number_error(properties[bad], f"{at}.properties.{bad}")
         if timestamp is not None and timestamp.tzinfo is None:
             raise InvalidInput("timestamp needs a UTC offset.", field=f"{at}.timestamp")
@@ -311,13 +311,23 @@ class Ingestor:
         deadline = asyncio.get_running_loop().time() + claims.LEASE_SECONDS + 2
         while pending:
             # Confirmed claims are duplicates (a retried batch ends here, in one statement)...
-            states = await self._run(lambda _, c, p=pending: claims.states(c, scope, p))
+            # Each step binds this round's keys as a default: the loop rebinds ``pending`` and ``expired``.
+            def read_states(_: AsyncConnection, c: Any, keys: list[str] = pending) -> Awaitable[dict[str, ClaimState]]:
+                return claims.states(c, scope, keys)
+
+            states = await self._run(read_states)
             pending = [key for key in pending if key not in states or not states[key].written]
             if not pending:
                 break
             # ...and a claim whose owner's lease ran out is taken over; the others are still being written.
             expired = {key: states[key].batch_id for key in pending if key in states and states[key].expired}
-            taken = await self._run(lambda _, c, e=expired: claims.take_over(c, scope, batch_id, e)) if expired else {}
+
+            def take_over(
+                _: AsyncConnection, c: Any, keys: dict[str, uuid.UUID] = expired
+            ) -> Awaitable[dict[str, ClaimRow]]:
+                return claims.take_over(c, scope, batch_id, keys)
+
+            taken = await self._run(take_over) if expired else {}
             owned.update(taken)
             pending = [key for key in pending if key not in taken]
             if pending and asyncio.get_running_loop().time() > deadline:

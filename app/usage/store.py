@@ -190,7 +190,8 @@ class _GroupCommit:
     async def _drain(self) -> None:
         try:
             while self.queue:
-                group, rows = [], 0
+                group: list[tuple[_Columns, asyncio.Future[None]]] = []
+                rows = 0
                 while self.queue and (not group or rows + self.queue[0][0].rows <= MAX_GROUP_ROWS):
                     item = self.queue.pop(0)
                     group.append(item)
