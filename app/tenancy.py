@@ -166,17 +166,18 @@ class Repository(Generic[M]):
             groups[getattr(row, column.key)].append(row)
         return [groups[key] for key in parent_ids]
 
-    async def page(self, first: int | None, after: str | None, *where: Any) -> Page[M]:
-        """Every list's keyset paging, in (created_at, id) order within the scope: one query, ``first + 1`` rows to
-        learn whether another page follows. ``where`` narrows the list (filters, search)."""
+    async def page(self, first: int | None, after: str | None, *where: Any, newest_first: bool = False) -> Page[M]:
+        """Every list's keyset paging, in (created_at, id) order within the scope (``newest_first`` reverses it): one
+        query, ``first + 1`` rows to learn whether another page follows. ``where`` narrows the list (filters, search).
+        """
         size = page_size(first)
-        order = (self.model.created_at, self.model.id)
+        key_columns = (self.model.created_at, self.model.id)
+        order = [column.desc() for column in key_columns] if newest_first else list(key_columns)
         statement = self.select().where(*where).order_by(*order).limit(size + 1)
         if after is not None:
             at, key = decode_cursor(after)
-            statement = statement.where(
-                tuple_(*order) > tuple_(literal(at, DateTime(timezone=True)), literal(key, Uuid()))
-            )
+            bound = tuple_(literal(at, DateTime(timezone=True)), literal(key, Uuid()))
+            statement = statement.where(tuple_(*key_columns) < bound if newest_first else tuple_(*key_columns) > bound)
         rows = list(await self.db.scalars(statement))
         more = len(rows) > size
         rows = rows[:size]
