@@ -2,7 +2,7 @@
 """One entry point for a fresh checkout: sets up ``.venv`` when needed, then runs what you asked for.
 
     python3 dev.py serve [--host 127.0.0.1] [--port 8000]   # the API, on embedded stores unless DATABASE_URL etc.
-    python3 dev.py test [pytest args]                       # ruff, then the test suite
+    python3 dev.py test [pytest args]                       # ruff, mypy, then the test suite
     python3 dev.py kobo <command ...>                       # any other `kobo` command (keys create, migrate, ...)
 
 Only the standard library is used here, so that it runs on a machine that has nothing but Python 3.11+.
@@ -59,6 +59,10 @@ def run(argv: list[str]) -> int:
         if lint != 0:
             print("[dev] ruff found problems (see above)", flush=True)
             return lint
+        types = subprocess.call([str(BIN / "mypy")], cwd=ROOT, env=env)  # what it checks: [tool.mypy] files
+        if types != 0:
+            print("[dev] mypy found problems (see above)", flush=True)
+            return types
         return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT, env=env)
     if command == "kobo":
         return subprocess.call([str(BIN / "kobo"), *rest], cwd=ROOT, env=env)
