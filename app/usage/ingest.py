@@ -1,7 +1,7 @@
 """Event ingest with exactly-once counting (ARCHITECTURE invariant 1).
 
 1. Validate the whole batch and resolve its customers; any bad event rejects the batch before anything is stored.
-2. Claim the keys in PostgreSQL (committed at once, with the resolved timestamp and a hash of the body). A key
+2. Claim the keys in PostgreSQL (committed at once, with the customer, name and resolved timestamp). A key
    already claimed and confirmed is a duplicate; one claimed by a request that is still working is waited for; one
    whose owner failed is taken over.
 3. Append the owned events to ClickHouse, then confirm their claims. Only then is anything acknowledged.
@@ -11,14 +11,13 @@ with the claimed timestamp, so ClickHouse holds it once. This service commits by
 before the events are written, so it runs outside the mutation's unit of work, with connections of its own.
 
 GraphQL ``ingestEvents`` and REST ``POST /v1/events`` both call ``Ingestor.ingest``: one code path, one key namespace.
-It is the hot path, so it keeps per-event work to tuples and C calls (orjson, blake2b, asyncpg array codecs).
+It is the hot path, so it keeps per-event work to tuples and C calls (orjson, asyncpg array codecs).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -57,8 +56,6 @@ _POLL_SECONDS = 0.05
 _PG_DOWN = "The billing database is unavailable; no event of this request was acknowledged. Retry it."
 _PG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, SQLAlchemyError, OSError)
 T = TypeVar("T")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 class IncomingEvent(NamedTuple):
@@ -182,11 +179,9 @@ def _prepare(
     # billing clock through the past must not see today's events as ahead of it.
     oldest = received_at - timedelta(days=backdate_days)
     newest = max(received_at, datetime.now(UTC)) + FUTURE_TOLERANCE
-    texts: dict[uuid.UUID, str] = {}
     rows: dict[str, ClaimRow] = {}
     properties: dict[str, str] = {}
     dumps = jsonenc.dumps
-    blake2b = hashlib.blake2b
     for index, (name, customer, key, timestamp, props) in enumerate(batch):  # the hot loop
         customer_id = customers.get(customer)
         if customer_id is None:
@@ -199,12 +194,7 @@ def _prepare(
         if key in rows:
             continue
         text = dumps(props, sort_keys=True) if props else "{}"
-        customer_text = texts.get(customer_id) or texts.setdefault(customer_id, str(customer_id))
-        # What the claim remembers of the body; an explicit timestamp counts as its microseconds since the epoch
-        # (exact, and cheaper to write than RFC 3339).
-        explicit = str((timestamp - _EPOCH) // _MICROSECOND) if timestamp is not None else ""
-        digest = blake2b(f"{customer_text}\x1f{name}\x1f{explicit}\x1f{text}".encode(), digest_size=16).hexdigest()
-        rows[key] = (key, customer_id, name, timestamp or received_at, digest)
+        rows[key] = (key, customer_id, name, timestamp or received_at)
         properties[key] = text
     return _Prepared(rows, properties)
 
