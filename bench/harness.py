@@ -154,7 +154,7 @@ def graphql(base: str, key: str, query: str, variables: dict[str, Any] | None = 
     body = response.json()
     if response.status_code != 200 or body.get("errors"):
         raise SystemExit(f"GraphQL call failed: {body}")
-    return body["data"]  # type: ignore[no-any-return]
+    return body["data"]
 
 
 def setup_world(served: Served, customers: int) -> tuple[list[str], str]:
@@ -346,7 +346,8 @@ def raw_insert_baseline(events: Sequence[Event], batch: int, max_seconds: float)
         atexit.register(shutil.rmtree, _baseline_dir, True)
     client = make_client(os.environ.get("CLICKHOUSE_BASELINE_URL"), _baseline_dir)
     migrate_clickhouse(client)
-    org, customers = uuid.uuid4(), {}
+    org = uuid.uuid4()
+    customers: dict[str, uuid.UUID] = {}
     received = datetime.now(UTC)
     rows = []
     for e in events:
