@@ -10,9 +10,9 @@ import asyncio
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -20,6 +20,7 @@ from clickhouse_connect.driver.client import Client
 from app.config import Timeouts
 from app.errors import StoreUnavailable
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 DDL_DIR = Path(__file__).resolve().parent.parent / "clickhouse"
@@ -106,7 +107,7 @@ class ClickHouse:
             return False
         return True
 
-    async def _call(self, fn: Any) -> Any:
+    async def _call(self, fn: Callable[[], T]) -> T:
         try:
             return await asyncio.to_thread(fn)
         except Exception as exc:  # the driver raises many types; all mean the store did not do what we asked

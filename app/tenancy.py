@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from sqlalchemy import DateTime, ForeignKey, Select, String, Uuid, false, literal, select, tuple_, update
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
@@ -121,6 +121,11 @@ class Repository(Generic[M]):
     def where_scoped(self, model: type[Any]) -> tuple[Any, Any]:
         return (model.org_id == self.scope.org_id, model.mode == self.scope.mode.value)
 
+    # ``model`` is a ClassVar, which cannot name the type parameter, so the overload says what a bare select holds.
+    @overload
+    def select(self) -> Select[M]: ...
+    @overload
+    def select(self, *entities: Any) -> Select[Any]: ...
     def select(self, *entities: Any) -> Select[Any]:
         return scoped_select(self.model, self.scope, *entities)
 
@@ -131,7 +136,7 @@ class Repository(Generic[M]):
         # ids and creation times are set now, not at flush, so a new object is complete before the commit.
         fields.setdefault("id", uuid.uuid4())
         fields.setdefault("created_at", utcnow())
-        row = self.model(org_id=self.scope.org_id, mode=self.scope.mode.value, **fields)
+        row: M = self.model(org_id=self.scope.org_id, mode=self.scope.mode.value, **fields)
         self.db.add(row)
         return row
 

@@ -154,7 +154,8 @@ def graphql(base: str, key: str, query: str, variables: dict[str, Any] | None = 
     body = response.json()
     if response.status_code != 200 or body.get("errors"):
         raise SystemExit(f"GraphQL call failed: {body}")
-    return body["data"]
+    data: dict[str, Any] = body["data"]
+    return data
 
 
 def setup_world(served: Served, customers: int) -> tuple[list[str], str]:
