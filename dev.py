@@ -2,7 +2,7 @@
 """One entry point for a fresh checkout: sets up ``.venv`` when needed, then runs what you asked for.
 
     python3 dev.py serve [--host 127.0.0.1] [--port 8000]   # the API, on embedded stores unless DATABASE_URL etc.
-    python3 dev.py test [pytest args]                       # ruff, then the test suite
+    python3 dev.py test [pytest args]                       # ruff, mypy, then the test suite
     python3 dev.py kobo <command ...>                       # any other `kobo` command (keys create, migrate, ...)
     python3 dev.py lock [--upgrade]                         # regenerate requirements.lock from pyproject.toml
 
@@ -104,6 +104,10 @@ def run(argv: list[str]) -> int:
         if lint != 0:
             print("[dev] ruff found problems (see above)", flush=True)
             return lint
+        types = subprocess.call([str(BIN / "mypy")], cwd=ROOT)  # what it checks: [tool.mypy] files
+        if types != 0:
+            print("[dev] mypy found problems (see above)", flush=True)
+            return types
         return _replace_with(BIN / "python", ["-m", "pytest", *rest])
     if command == "kobo":
         return _replace_with(BIN / "kobo", rest)

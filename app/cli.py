@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from app import logs
 from app.config import Settings, load_settings
@@ -394,7 +394,7 @@ def _import_events(args: argparse.Namespace) -> int:
     rejects = Path(args.rejects or f"{args.file}.rejected.csv")
     text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")  # closes `raw` when it is closed
 
-    async def run(bar: tqdm[None]) -> ImportReport:
+    async def run(bar: tqdm[Any]) -> ImportReport:
         def progress(report: ImportReport) -> None:
             counts = f"{report.ingested} ingested, {report.duplicates} duplicates, {len(report.rejected)} rejected"
             bar.set_postfix_str(counts, refresh=False)

@@ -12,9 +12,9 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -24,6 +24,7 @@ from app.config import Timeouts
 from app.errors import ExpectedFailure, StoreUnavailable
 from app.resources import resource_dir
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 DDL_DIR = resource_dir("clickhouse")
@@ -162,7 +163,8 @@ class ClickHouse:
 
     async def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         def run() -> list[tuple[Any, ...]]:
-            return list(self.client.query(sql, parameters=parameters or {}).result_rows)
+            # result_rows is a list of tuples; clickhouse-connect annotates it only as Sequence[Sequence[Any]].
+            return list(self.client.query(sql, parameters=parameters or {}).result_rows)  # type: ignore[arg-type]
 
         return await self._call(run)
 
@@ -177,7 +179,7 @@ class ClickHouse:
             return False
         return True
 
-    async def _call(self, fn: Any) -> Any:
+    async def _call(self, fn: Callable[[], T]) -> T:
         try:
             return await asyncio.to_thread(fn)
         except Exception as exc:  # the driver raises many types; all mean the store did not do what we asked

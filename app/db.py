@@ -13,13 +13,14 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple, overload
 
 from sqlalchemy import DateTime, MetaData, Uuid, func
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import Executable
+from sqlalchemy.sql.selectable import TypedReturnsRows
 
 from app.config import Timeouts
 from app.errors import ExpectedFailure
@@ -36,6 +37,7 @@ NAMING_CONVENTION = {
 }
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 class Base(DeclarativeBase):
@@ -178,14 +180,27 @@ class Db:
         self.session = session
         self._lock = asyncio.Lock()
 
-    async def execute(self, statement: Executable, params: Any = None) -> Result[Any]:
+    # Typed like AsyncSession's: a statement that says what it selects returns that.
+    @overload
+    async def execute(self, statement: TypedReturnsRows[*Ts], params: Any = None) -> Result[*Ts]: ...
+    @overload
+    async def execute(self, statement: Executable, params: Any = None) -> Result[*tuple[Any, ...]]: ...
+    async def execute(self, statement: Executable, params: Any = None) -> Result[*tuple[Any, ...]]:
         async with self._lock:
             return await self.session.execute(statement, params)
 
+    @overload
+    async def scalar(self, statement: TypedReturnsRows[T], params: Any = None) -> T | None: ...
+    @overload
+    async def scalar(self, statement: Executable, params: Any = None) -> Any: ...
     async def scalar(self, statement: Executable, params: Any = None) -> Any:
         async with self._lock:
             return await self.session.scalar(statement, params)
 
+    @overload
+    async def scalars(self, statement: TypedReturnsRows[T], params: Any = None) -> Sequence[T]: ...
+    @overload
+    async def scalars(self, statement: Executable, params: Any = None) -> Sequence[Any]: ...
     async def scalars(self, statement: Executable, params: Any = None) -> Sequence[Any]:
         async with self._lock:
             return (await self.session.scalars(statement, params)).all()

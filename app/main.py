@@ -17,11 +17,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from app import access, bodies, health, telemetry
 from app.config import Settings, load_settings
-from app.graphql.context import build_context
+from app.graphql.context import Context, build_context
 from app.graphql.introspection import Introspection
 from app.graphql.schema import schema
 from app.http.headers import SecurityHeaders
@@ -39,7 +40,7 @@ def graphql_error(status: int, message: str, **extensions: object) -> JSONRespon
     return JSONResponse({"data": None, "errors": [error]}, status_code=status)
 
 
-class KoboGraphQL(GraphQL):  # type: ignore[type-arg]
+class KoboGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view with Kobo's auth in front and exact JSON numbers."""
 
     def __init__(self, runtime_of: Any, introspection: Introspection = Introspection.TEST) -> None:
@@ -56,7 +57,10 @@ class KoboGraphQL(GraphQL):  # type: ignore[type-arg]
     def encode_json(self, data: object) -> str:
         return jsonenc.dumps(data)
 
-    async def get_context(self, request: Any, response: Any) -> Any:
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        # The /graphql route is plain HTTP (GET and POST): no subscriptions, so never a WebSocket here.
+        if isinstance(request, WebSocket) or isinstance(response, WebSocket):
+            raise TypeError("Kobo serves GraphQL over HTTP only")
         principal = request.state.principal
         return build_context(request, response, self.runtime_of(request), principal, self.introspection)
 
@@ -138,7 +142,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             except bodies.BadContentLength as exc:
                 return graphql_error(400, exc.message)
         try:
-            return await graphql_app.run(request)  # type: ignore[no-any-return]
+            return await graphql_app.run(request)
         except HTTPException as exc:
             return graphql_error(exc.status_code, exc.reason)
 

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from sqlalchemy import DateTime, ForeignKey, Select, String, Uuid, false, literal, select, tuple_, update
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
@@ -121,6 +121,11 @@ class Repository(Generic[M]):
     def where_scoped(self, model: type[Any]) -> tuple[Any, Any]:
         return (model.org_id == self.scope.org_id, model.mode == self.scope.mode.value)
 
+    # ``model`` is a ClassVar, which cannot name the type parameter, so the overload says what a bare select holds.
+    @overload
+    def select(self) -> Select[M]: ...
+    @overload
+    def select(self, *entities: Any) -> Select[Any]: ...
     def select(self, *entities: Any) -> Select[Any]:
         return scoped_select(self.model, self.scope, *entities)
 
@@ -131,7 +136,7 @@ class Repository(Generic[M]):
         # ids and creation times are set now, not at flush, so a new object is complete before the commit.
         fields.setdefault("id", uuid.uuid4())
         fields.setdefault("created_at", utcnow())
-        row = self.model(org_id=self.scope.org_id, mode=self.scope.mode.value, **fields)
+        row: M = self.model(org_id=self.scope.org_id, mode=self.scope.mode.value, **fields)
         self.db.add(row)
         return row
 
@@ -166,17 +171,18 @@ class Repository(Generic[M]):
             groups[getattr(row, column.key)].append(row)
         return [groups[key] for key in parent_ids]
 
-    async def page(self, first: int | None, after: str | None, *where: Any) -> Page[M]:
-        """Every list's keyset paging, in (created_at, id) order within the scope: one query, ``first + 1`` rows to
-        learn whether another page follows. ``where`` narrows the list (filters, search)."""
+    async def page(self, first: int | None, after: str | None, *where: Any, newest_first: bool = False) -> Page[M]:
+        """Every list's keyset paging, in (created_at, id) order within the scope (``newest_first`` reverses it): one
+        query, ``first + 1`` rows to learn whether another page follows. ``where`` narrows the list (filters, search).
+        """
         size = page_size(first)
-        order = (self.model.created_at, self.model.id)
+        key_columns = (self.model.created_at, self.model.id)
+        order = [column.desc() for column in key_columns] if newest_first else list(key_columns)
         statement = self.select().where(*where).order_by(*order).limit(size + 1)
         if after is not None:
             at, key = decode_cursor(after)
-            statement = statement.where(
-                tuple_(*order) > tuple_(literal(at, DateTime(timezone=True)), literal(key, Uuid()))
-            )
+            bound = tuple_(literal(at, DateTime(timezone=True)), literal(key, Uuid()))
+            statement = statement.where(tuple_(*key_columns) < bound if newest_first else tuple_(*key_columns) > bound)
         rows = list(await self.db.scalars(statement))
         more = len(rows) > size
         rows = rows[:size]

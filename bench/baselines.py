@@ -175,7 +175,8 @@ def clickhouse_insert_baseline(events: Sequence[Event], batches: Sequence[int] =
     received = datetime.now(UTC).isoformat()
     results = []
     for batch in batches:
-        org, customers = str(uuid.uuid4()), {}
+        org = str(uuid.uuid4())
+        customers: dict[str, str] = {}
         payloads: list[tuple[int, bytes]] = []
         for i in range(0, len(events), batch):
             part = events[i : i + batch]

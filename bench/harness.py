@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -184,7 +184,8 @@ def graphql(base: str, key: str, query: str, variables: dict[str, Any] | None = 
     body = response.json()
     if response.status_code != 200 or body.get("errors"):
         raise SystemExit(f"GraphQL call failed: {body}")
-    return body["data"]  # type: ignore[no-any-return]
+    data: dict[str, Any] = body["data"]
+    return data
 
 
 def setup_world(served: Served, customers: int) -> tuple[list[str], str]:
@@ -246,8 +247,9 @@ def rest_body(events: Sequence[Event] | Sequence[dict[str, Any]], *, camel: bool
     """The REST body of ``events``; with ``camel``, of GraphQL event inputs (the same events, camelCase)."""
     if camel:
         names = ("eventName", "customerId", "idempotencyKey", "timestamp", "properties")
+        inputs = cast(Sequence[dict[str, Any]], events)
         return orjson.dumps(
-            {"events": [{snake: e[name] for snake, name in zip(REST_FIELDS, names, strict=True)} for e in events]}
+            {"events": [{snake: e[name] for snake, name in zip(REST_FIELDS, names, strict=True)} for e in inputs]}
         )
     return orjson.dumps(
         {
@@ -259,7 +261,7 @@ def rest_body(events: Sequence[Event] | Sequence[dict[str, Any]], *, camel: bool
                     "timestamp": e.timestamp.isoformat().replace("+00:00", "Z"),
                     "properties": {"units": e.units, "region": e.region},
                 }
-                for e in events  # type: ignore[union-attr]
+                for e in cast(Sequence[Event], events)
             ]
         }
     )

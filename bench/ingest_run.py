@@ -223,15 +223,15 @@ def profile_summary(path: str, anchor: str = "Ingestor.ingest (", top: int = 25)
     own: dict[str, int] = {}
     under: dict[str, int] = {}
     anchored = 0
-    for frames, count in stacks:
+    for frames, samples in stacks:
         if frames[0] != busiest:
             continue
-        own[frames[-1]] = own.get(frames[-1], 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + samples
         at = next((i for i, frame in enumerate(frames) if frame.startswith(anchor)), None)
         if at is not None:
-            anchored += count
+            anchored += samples
             for frame in set(frames[at + 1 :]):
-                under[frame] = under.get(frame, 0) + count
+                under[frame] = under.get(frame, 0) + samples
     share = 100 / totals[busiest]
     lines.append(f"  {busiest}: self time by function")
     lines += [f"    {n * share:5.1f}%  {f}" for f, n in sorted(own.items(), key=lambda item: -item[1])[:top]]

@@ -73,7 +73,9 @@ def main() -> int:
         }
         for i in range(args.events)
     ]
-    events_type = schema._schema.mutation_type.fields["ingestEvents"].args["events"].type  # type: ignore[union-attr]
+    mutation = schema._schema.mutation_type
+    assert mutation is not None
+    events_type = mutation.fields["ingestEvents"].args["events"].type
     predicate = _predicate(events_type)
     assert predicate is not None and predicate(events)
     fast = best(lambda: predicate(events), 20)

@@ -614,18 +614,11 @@ class Bench:
         return self.loop.run_until_complete(coro)
 
     def period_end(self, state: str, rounds: int, diagnostics: bool) -> None:
-        scope, windows, ch = self.scope, self.windows, self.clickhouse
+        windows = self.windows
         section = f"period end, {state}"
         say(f"\n2. period end ({state}): {len(windows):,} windows, app quantities() vs one hand-written GROUP BY")
         for label, metric in METRICS:
-            fns: dict[str, Callable[[], Any]] = {
-                "app": lambda m=metric: self.run(self.store.quantities(scope, m, windows)),
-                "hand": lambda m=metric: self.hand.quantities(scope, m, windows),
-                "proposed": lambda m=metric: self.run(proposed_quantities(ch, scope, m, windows)),
-            }
-            if NOT_VOIDED:
-                fns["novoid"] = lambda m=metric: self.run(proposed_quantities(ch, scope, m, windows, False))
-            fns["keyhash"] = lambda m=metric: self.run(proposed_quantities(ch, scope, m, windows, False, KEYHASH_TABLE))
+            fns = self.period_end_queries(metric)
             timings, results = interleaved(fns, rounds)
             for name in fns:
                 assert same(results["app"], results[name]), f"{label}: app and {name} differ"
@@ -648,6 +641,19 @@ class Bench:
                 if name in timings:
                     report(Row(section, f"{text} ({label}) [not app code]", timings[name], hand, PERIOD_TARGET))
             self.diagnose(section, label, metric, hand, rounds, explain_plans=diagnostics)
+
+    def period_end_queries(self, metric: MetricSpec) -> dict[str, Callable[[], Any]]:
+        """The app's period-end query, the hand-written baseline and the proposed variants, for one metric."""
+        scope, windows, ch = self.scope, self.windows, self.clickhouse
+        fns: dict[str, Callable[[], Any]] = {
+            "app": lambda: self.run(self.store.quantities(scope, metric, windows)),
+            "hand": lambda: self.hand.quantities(scope, metric, windows),
+            "proposed": lambda: self.run(proposed_quantities(ch, scope, metric, windows)),
+        }
+        if NOT_VOIDED:
+            fns["novoid"] = lambda: self.run(proposed_quantities(ch, scope, metric, windows, False))
+        fns["keyhash"] = lambda: self.run(proposed_quantities(ch, scope, metric, windows, False, KEYHASH_TABLE))
+        return fns
 
     def diagnose(
         self, section: str, label: str, metric: MetricSpec, hand: Timing, rounds: int, explain_plans: bool

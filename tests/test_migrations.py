@@ -10,6 +10,8 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from app.clickhouse import migrate_clickhouse
 from app.db import alembic_config, make_engine, migrate_postgres
@@ -32,7 +34,30 @@ async def test_models_match_the_migrations(runtime: Runtime) -> None:
 
 
 async def test_postgres_migrations_are_idempotent(runtime: Runtime) -> None:
+    """Migrating a database already at head leaves it at head, with the very same tables, columns and indexes."""
+
+    async def state() -> tuple[list[Any], list[Any], list[Any]]:
+        async with runtime.engine.connect() as connection:
+            version = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
+            columns = await connection.execute(
+                text(
+                    "SELECT table_name, column_name, data_type, is_nullable, column_default"
+                    " FROM information_schema.columns WHERE table_schema = current_schema()"
+                    " ORDER BY table_name, column_name"
+                )
+            )
+            indexes = await connection.execute(
+                text("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1")
+            )
+            return [tuple(row) for row in version], [tuple(row) for row in columns], [tuple(row) for row in indexes]
+
+    before = await state()
     await migrate_postgres(runtime.engine)
+    after = await state()
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert before[0] == after[0] == [(head,)]
+    assert after == before
 
 
 def test_clickhouse_migrations_are_recorded_and_applied_once(runtime: Runtime) -> None:

@@ -1,19 +1,17 @@
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
 from strawberry.types import Info
 
 from app.alerts import service
 from app.alerts.types import CreateUsageAlertInput, UsageAlertType
-from app.graphql.context import mutation, reader
+from app.graphql.context import Context, mutation, reader
 
 
 @strawberry.type
 class AlertQuery:
     @strawberry.field(description="This organization's usage alerts in the key's mode, oldest first.")
-    async def usage_alerts(self, info: Info[Any, Any]) -> list[UsageAlertType]:
+    async def usage_alerts(self, info: Info[Context, None]) -> list[UsageAlertType]:
         return [UsageAlertType.from_model(row) for row in await service.list_alerts(reader(info))]
 
 
@@ -22,7 +20,7 @@ class AlertMutation:
     @strawberry.mutation(
         description="Watch a metric's usage in each billing period: alert.triggered once it reaches the threshold."
     )
-    async def create_usage_alert(self, info: Info[Any, Any], input: CreateUsageAlertInput) -> UsageAlertType:
+    async def create_usage_alert(self, info: Info[Context, None], input: CreateUsageAlertInput) -> UsageAlertType:
         async with mutation(info) as ctx:
             alert = await service.create_alert(
                 ctx,
@@ -35,7 +33,7 @@ class AlertMutation:
         return UsageAlertType.from_model(alert)
 
     @strawberry.mutation(description="Stop watching; events already recorded stay in the outbox.")
-    async def delete_usage_alert(self, info: Info[Any, Any], id: strawberry.ID) -> UsageAlertType:
+    async def delete_usage_alert(self, info: Info[Context, None], id: strawberry.ID) -> UsageAlertType:
         async with mutation(info) as ctx:
             alert = await service.delete_alert(ctx, id)
         return UsageAlertType.from_model(alert)

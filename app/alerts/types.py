@@ -3,13 +3,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import strawberry
 from strawberry.types import Info
 
 from app.alerts.models import UsageAlert
 from app.customers.types import CustomerType
+from app.graphql.context import Context
 from app.metrics.types import MetricType
 
 
@@ -27,11 +27,11 @@ class UsageAlertType:
     customer_id: strawberry.Private[uuid.UUID | None]
 
     @strawberry.field(description="The metric whose period quantity is watched.")
-    async def metric(self, info: Info[Any, Any]) -> MetricType:
+    async def metric(self, info: Info[Context, None]) -> MetricType:
         return MetricType.from_model(await info.context.loaders.metric_by_id.load(self.metric_id))
 
     @strawberry.field(description="The customer watched; null: every customer with a subscription pricing the metric.")
-    async def customer(self, info: Info[Any, Any]) -> CustomerType | None:
+    async def customer(self, info: Info[Context, None]) -> CustomerType | None:
         if self.customer_id is None:
             return None
         return CustomerType.from_model(await info.context.loaders.customer_by_id.load(self.customer_id))

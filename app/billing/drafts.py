@@ -148,7 +148,7 @@ async def measure(ctx: ServiceContext, catalog: Catalog, bills: Sequence[PeriodB
                 windows[usage].append(Window(key, bill.customer_id, segment.intervals, bill.received_before))
     quantities: dict[QuantityKey, Decimal] = {}
     for usage, usage_windows in windows.items():
-        quantities.update(await ctx.events.quantities(ctx.scope, specs[usage], usage_windows))  # type: ignore[arg-type]
+        quantities.update(await ctx.events.quantities(ctx.scope, specs[usage], usage_windows))
     return quantities
 
 

@@ -3,13 +3,11 @@ which needs both a subscription's history and its invoices."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
 from strawberry.types import Info
 
 from app.billing import cycle, invoicing
-from app.graphql.context import mutation
+from app.graphql.context import Context, mutation
 from app.invoices.types import InvoiceType
 from app.subscriptions.types import SubscriptionType
 
@@ -20,13 +18,13 @@ class BillingMutation:
         description="The draft for the subscription's current period: created, or recomputed if one exists."
         " CONFLICT if the period's invoice is already finalized or paid; after a VOID a new draft is made."
     )
-    async def generate_invoice(self, info: Info[Any, Any], subscription_id: strawberry.ID) -> InvoiceType:
+    async def generate_invoice(self, info: Info[Context, None], subscription_id: strawberry.ID) -> InvoiceType:
         async with mutation(info) as ctx:
             invoice = await invoicing.generate_invoice(ctx, subscription_id)
         return InvoiceType.from_model(invoice)
 
     @strawberry.mutation(description="Freeze a DRAFT: recompute it once more, assign its number, lock every amount.")
-    async def finalize_invoice(self, info: Info[Any, Any], id: strawberry.ID) -> InvoiceType:
+    async def finalize_invoice(self, info: Info[Context, None], id: strawberry.ID) -> InvoiceType:
         async with mutation(info) as ctx:
             invoice = await invoicing.finalize_invoice(ctx, id)
         return InvoiceType.from_model(invoice)
@@ -37,7 +35,7 @@ class BillingMutation:
         " with atPeriodEnd: true. Late usage of its periods is still billed afterwards, on ADJUSTMENT invoices."
     )
     async def cancel_subscription(
-        self, info: Info[Any, Any], id: strawberry.ID, at_period_end: bool | None = False
+        self, info: Info[Context, None], id: strawberry.ID, at_period_end: bool | None = False
     ) -> SubscriptionType:
         async with mutation(info) as ctx:
             subscription = await cycle.cancel(ctx, id, at_period_end=bool(at_period_end))

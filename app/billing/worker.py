@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.sql import literal
 
@@ -73,7 +73,7 @@ def retry_delay(failures: int) -> timedelta:
 _GRACE = func.coalesce(OrganizationSettings.grace_period_seconds, literal(DEFAULT_GRACE_SECONDS))
 
 
-def _claim(now: datetime, limit: int, order: Any, *conditions: Any) -> object:
+def _claim(now: datetime, limit: int, order: Any, *conditions: Any) -> Select[Subscription]:
     """Subscriptions meeting ``conditions`` (which may use the organization's settings), locked for this worker and
     skipped by others, and not before a failed one's retry time."""
     return (
@@ -89,7 +89,7 @@ def _claim(now: datetime, limit: int, order: Any, *conditions: Any) -> object:
     )
 
 
-def _due(now: datetime, limit: int) -> object:
+def _due(now: datetime, limit: int) -> Select[Subscription]:
     """Subscriptions whose period (plus grace) has ended, oldest first, skipping failed ones until their retry time.
 
     The retry condition compares the row's own column with a parameter (``IS NULL OR <= now``, no function around
@@ -142,7 +142,7 @@ async def _close_due(runtime: Runtime, batch_size: int) -> int:
     while True:
         now = runtime.clock.now()
         async with open_db(runtime.sessionmaker) as db, db.transaction():
-            due = list(await db.scalars(_due(now, batch_size)))  # type: ignore[arg-type]
+            due = list(await db.scalars(_due(now, batch_size)))
             by_scope: dict[Scope, list[Subscription]] = defaultdict(list)
             for subscription in due:
                 by_scope[Scope(subscription.org_id, Mode(subscription.mode))].append(subscription)
@@ -277,7 +277,7 @@ async def _end_trials(runtime: Runtime) -> None:
             record(ctx, "subscription.trial_ended", subscription_id, {"status": SubscriptionStatus.ACTIVE.value})
 
 
-def _ended_due(now: datetime, limit: int) -> object:
+def _ended_due(now: datetime, limit: int) -> Select[Subscription]:
     """Ended subscriptions still inside the late window whose last check is a grace window old."""
     window = func.coalesce(OrganizationSettings.backdate_window_days, literal(DEFAULT_BACKDATE_DAYS))
     return _claim(
@@ -297,7 +297,7 @@ async def _check_ended(runtime: Runtime, batch_size: int) -> int:
     with the same isolation as period ends; returns how many were checked."""
     now = runtime.clock.now()
     async with open_db(runtime.sessionmaker) as db, db.transaction():
-        due = list(await db.scalars(_ended_due(now, batch_size)))  # type: ignore[arg-type]
+        due = list(await db.scalars(_ended_due(now, batch_size)))
         by_scope: dict[Scope, list[Subscription]] = defaultdict(list)
         for subscription in due:
             by_scope[Scope(subscription.org_id, Mode(subscription.mode))].append(subscription)

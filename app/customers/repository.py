@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, or_
 
 from app.customers.models import Customer
 from app.tenancy import Repository, parse_uuid
@@ -26,7 +26,7 @@ class CustomerRepository(Repository[Customer]):
     async def resolve_refs(self, refs: set[str]) -> dict[str, Customer]:
         """Customers named by id or by externalId (events may use either), in one query; unknown refs are absent."""
         ids = {ref_id for ref in refs if (ref_id := parse_uuid(ref)) is not None}
-        condition = Customer.external_id.in_(refs)
+        condition: ColumnElement[bool] = Customer.external_id.in_(refs)
         if ids:
             condition = or_(condition, Customer.id.in_(ids))
         found: dict[str, Customer] = {}

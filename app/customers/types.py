@@ -12,6 +12,7 @@ from strawberry.types.unset import UNSET
 
 from app.customers.models import Customer
 from app.customers.service import NewCustomer
+from app.graphql.context import Context
 from app.graphql.pagination import PageInfo
 from app.tenancy import Page
 
@@ -37,7 +38,7 @@ class CustomerType:
 
     @strawberry.field(description="The customer's subscriptions, oldest first.")
     async def subscriptions(
-        self, info: Info[Any, Any]
+        self, info: Info[Context, None]
     ) -> list[Annotated[SubscriptionType, strawberry.lazy("app.subscriptions.types")]]:
         from app.subscriptions.types import SubscriptionType
 
@@ -46,7 +47,7 @@ class CustomerType:
 
     @strawberry.field(description="Negotiated prices that replace plan prices for this customer.")
     async def price_overrides(
-        self, info: Info[Any, Any]
+        self, info: Info[Context, None]
     ) -> list[Annotated[PriceOverrideType, strawberry.lazy("app.plans.types")]]:
         from app.plans.types import PriceOverrideType
 
@@ -61,7 +62,7 @@ class CustomerType:
             name=row.name,
             email=row.email,
             phone=row.phone,
-            metadata=row.metadata_,
+            metadata=None if row.metadata_ is None else JSON(row.metadata_),
             tax_rate=row.tax_rate,
             created_at=row.created_at,
         )

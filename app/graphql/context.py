@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from strawberry.types import Info
 
 from app import logs
@@ -21,8 +22,10 @@ from app.services import ServiceContext
 
 @dataclass
 class Context:
-    request: Any
-    response: Any
+    """What every resolver reads from ``info.context``; resolvers take ``Info[Context, None]`` (no root value)."""
+
+    request: Request
+    response: Response  # strawberry's sub-response: a resolver may set its status code and headers
     runtime: Runtime
     principal: Principal
     db: Db
@@ -32,8 +35,8 @@ class Context:
 
 
 def build_context(
-    request: Any,
-    response: Any,
+    request: Request,
+    response: Response,
     runtime: Runtime,
     principal: Principal,
     introspection: Introspection = Introspection.TEST,
@@ -45,19 +48,19 @@ def build_context(
     return Context(request, response, runtime, principal, db, services, loaders, allowed(introspection, principal.mode))
 
 
-def require(info: Info[Context, Any], scope: str) -> Context:
+def require(info: Info[Context, None], scope: str) -> Context:
     context = info.context
     if scope not in context.principal.scopes:
         raise Forbidden(f"This API key lacks the {scope!r} scope.")
     return context
 
 
-def reader(info: Info[Context, Any]) -> ServiceContext:
+def reader(info: Info[Context, None]) -> ServiceContext:
     return require(info, "read").services
 
 
 @asynccontextmanager
-async def mutation(info: Info[Context, Any], scope: str = "write") -> AsyncIterator[ServiceContext]:
+async def mutation(info: Info[Context, None], scope: str = "write") -> AsyncIterator[ServiceContext]:
     """One mutation field is one transaction: committed here when the service returns, rolled back if it raised."""
     context = require(info, scope)
     async with context.db.transaction():

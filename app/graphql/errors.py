@@ -11,7 +11,7 @@ with the query) is switched off by ``KoboSchema``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import strawberry
@@ -114,7 +114,7 @@ class ApiErrors(SchemaExtension):
 class CloseSession(SchemaExtension):
     """The request's session is returned to the pool once the operation, its nested fields included, is done."""
 
-    async def on_operation(self) -> object:  # type: ignore[override]
+    async def on_operation(self) -> AsyncIterator[None]:
         yield
         context = self.execution_context.context
         db = getattr(context, "db", None)

@@ -55,4 +55,4 @@ DateTimeScalar: ScalarDefinition = strawberry.scalar(
     parse_value=_parse_datetime,
 )
 
-SCALAR_MAP = {decimal.Decimal: DecimalScalar, dt.datetime: DateTimeScalar}
+SCALAR_MAP: dict[object, ScalarDefinition] = {decimal.Decimal: DecimalScalar, dt.datetime: DateTimeScalar}

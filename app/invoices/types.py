@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 from strawberry.types import Info
 
-from app.graphql.context import reader
+from app.graphql.context import Context, reader
 from app.graphql.enums import InvoiceKindEnum, InvoiceStatusEnum, PricingModelEnum
 from app.graphql.pagination import PageInfo
 from app.invoices.models import Invoice, InvoiceKind, InvoiceStatus, LineItem
@@ -71,7 +71,7 @@ class LineItemType:
         " metric and the price's filters, in the line's charged intervals, received before the invoice's usage cutoff"
         " (for a late-usage line: those no earlier live line counted), never voided ones."
     )
-    async def events(self, info: Info[Any, Any], first: int = 50, after: str | None = None) -> EventPageType:
+    async def events(self, info: Info[Context, None], first: int = 50, after: str | None = None) -> EventPageType:
         from app.usage.service import line_events
 
         if self.metric_id is None:
@@ -82,7 +82,7 @@ class LineItemType:
         return EventPageType.from_domain(page)
 
     @strawberry.field
-    async def metric(self, info: Info[Any, Any]) -> MetricType | None:
+    async def metric(self, info: Info[Context, None]) -> MetricType | None:
         if self.metric_id is None:
             return None
         return MetricType.from_model(await info.context.loaders.metric_by_id.load(self.metric_id))
@@ -131,14 +131,14 @@ class InvoiceType:
 
     @strawberry.field
     async def subscription(
-        self, info: Info[Any, Any]
+        self, info: Info[Context, None]
     ) -> Annotated[SubscriptionType, strawberry.lazy("app.subscriptions.types")]:
         from app.subscriptions.types import SubscriptionType
 
         return SubscriptionType.from_model(await info.context.loaders.subscription_by_id.load(self.subscription_id))
 
     @strawberry.field(name="lineItems", description="The charges, in the plan's price order.")
-    async def line_items(self, info: Info[Any, Any]) -> list[LineItemType]:
+    async def line_items(self, info: Info[Context, None]) -> list[LineItemType]:
         rows = await info.context.loaders.line_items_by_invoice_id.load(uuid.UUID(self.id))
         return [LineItemType.from_model(row, self.customer_id) for row in rows]
 

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
 from strawberry.types import Info
 
-from app.graphql.context import mutation, reader, require
+from app.graphql.context import Context, mutation, reader, require
 from app.organizations import keys, settings
 from app.organizations.types import (
     ApiKeyType,
@@ -19,14 +17,14 @@ from app.organizations.types import (
 @strawberry.type
 class OrganizationQuery:
     @strawberry.field(description="This organization's billing settings in the key's mode.")
-    async def organization_settings(self, info: Info[Any, Any]) -> OrganizationSettingsType:
+    async def organization_settings(self, info: Info[Context, None]) -> OrganizationSettingsType:
         return OrganizationSettingsType.from_model(await settings.get_settings(reader(info)))
 
     @strawberry.field(
         description="This organization's API keys in the key's mode, revoked ones too, oldest first."
         " Needs the write scope."
     )
-    async def api_keys(self, info: Info[Any, Any]) -> list[ApiKeyType]:
+    async def api_keys(self, info: Info[Context, None]) -> list[ApiKeyType]:
         ctx = require(info, "write").services
         return [ApiKeyType.from_model(row) for row in await keys.list_keys(ctx.db, ctx.scope)]
 
@@ -35,7 +33,7 @@ class OrganizationQuery:
 class OrganizationMutation:
     @strawberry.mutation(description="Change billing settings for the key's mode (test and live are separate).")
     async def update_organization_settings(
-        self, info: Info[Any, Any], input: UpdateOrganizationSettingsInput
+        self, info: Info[Context, None], input: UpdateOrganizationSettingsInput
     ) -> OrganizationSettingsType:
         async with mutation(info) as ctx:
             row = await settings.update_settings(ctx, input.to_domain())
@@ -45,7 +43,7 @@ class OrganizationMutation:
         description="Create an API key in the caller's mode, with at most the caller's scopes. The key is in this"
         " answer only."
     )
-    async def create_api_key(self, info: Info[Any, Any], input: CreateApiKeyInput) -> CreatedApiKey:
+    async def create_api_key(self, info: Info[Context, None], input: CreateApiKeyInput) -> CreatedApiKey:
         granted = info.context.principal.scopes
         async with mutation(info) as ctx:
             created = await keys.create_key(
@@ -63,7 +61,7 @@ class OrganizationMutation:
         description="Revoke an API key: every process of the deployment refuses it from this answer on. Revoking a"
         " revoked key changes nothing."
     )
-    async def revoke_api_key(self, info: Info[Any, Any], id: strawberry.ID) -> ApiKeyType:
+    async def revoke_api_key(self, info: Info[Context, None], id: strawberry.ID) -> ApiKeyType:
         changes = info.context.runtime.key_changes
         async with mutation(info) as ctx:
             row = await keys.revoke_key(ctx.db, ctx.scope, ctx.clock.now(), id)

@@ -32,7 +32,7 @@ async def get_or_create_organization(db: Db, name: str) -> Organization:
         raise InvalidInput("The organization name must not be empty.", field="org")
     # ON CONFLICT keeps two concurrent `keys create` for a new organization from failing.
     await db.execute(insert(Organization).values(name=name).on_conflict_do_nothing(index_elements=["name"]))
-    return await db.scalar(select(Organization).where(Organization.name == name))
+    return (await db.execute(select(Organization).where(Organization.name == name))).scalar_one()
 
 
 async def create_api_key(

@@ -45,7 +45,7 @@ async def get_settings(ctx: ServiceContext, *, for_update: bool = False) -> Orga
     )
     if for_update:
         statement = statement.with_for_update()
-    return await ctx.db.scalar(statement)  # type: ignore[no-any-return]
+    return (await ctx.db.execute(statement)).scalar_one()
 
 
 async def update_settings(ctx: ServiceContext, data: SettingsUpdate) -> OrganizationSettings:

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
 
 from app.errors import InvalidInput
-from app.graphql.context import reader
+from app.graphql.context import Context, reader
 from app.outbox.service import list_events
 from app.outbox.types import OutboxEventType
 
@@ -21,7 +21,7 @@ class OutboxQuery:
     )
     async def outbox_events(
         self,
-        info: Info[Any, Any],
+        info: Info[Context, None],
         first: Annotated[int, strawberry.argument(description=f"How many, 1 to {MAX_PAGE}.")] = 50,
         after: Annotated[
             str | None, strawberry.argument(description="An OutboxEvent.cursor: list only the events after it.")

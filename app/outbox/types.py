@@ -33,7 +33,7 @@ class OutboxEventType:
             cursor=encode_cursor(row, horizon),
             type=row.type,
             object_id=strawberry.ID(str(row.object_id)),
-            payload=row.payload,
+            payload=JSON(row.payload),
             created_at=row.created_at,
             delivered_at=row.delivered_at,
         )

@@ -8,6 +8,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
+from app.graphql.context import Context
 from app.graphql.enums import BillingPeriodEnum, PricingModelEnum
 from app.graphql.pagination import PageInfo
 from app.metrics.types import MetricType, PropertyFilterInput, PropertyFilterType, filters_to_domain
@@ -66,7 +67,7 @@ class PriceType(PriceTermsType):
     metric_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field(description="The metric this price charges for.")
-    async def metric(self, info: Info[Any, Any]) -> MetricType:
+    async def metric(self, info: Info[Context, None]) -> MetricType:
         return MetricType.from_model(await info.context.loaders.metric_by_id.load(self.metric_id))
 
     @classmethod
@@ -114,7 +115,7 @@ class PlanType:
     )
 
     @strawberry.field(description="The plan's prices, in the order they were given.")
-    async def prices(self, info: Info[Any, Any]) -> list[PriceType]:
+    async def prices(self, info: Info[Context, None]) -> list[PriceType]:
         rows = await info.context.loaders.prices_by_plan_id.load(uuid.UUID(self.id))
         return [PriceType.from_model(row) for row in rows]
 

@@ -24,11 +24,9 @@ __all__ = [
     "add_months",
     "calendar_period",
     "ensure_utc",
-    "next_period",
     "period_at",
     "period_containing",
     "period_index_at",
-    "periods_between",
     "proration_factor",
 ]
 
@@ -172,16 +170,6 @@ def period_containing(anchor: datetime, period: BillingPeriod, at: datetime) -> 
     return period_at(anchor, period, period_index_at(anchor, period, at))
 
 
-def next_period(anchor: datetime, period: BillingPeriod, current: Period) -> Period:
-    """The subscription period that follows ``current``, i.e. the one containing ``current.end``.
-
-    Recomputed from the anchor instead of adding a period to ``current.end``, which would lose the anchor day after a
-    short month. Defined through ``current.end`` so that it also works for a partial ``current`` (a prorated first stub
-    ending on a boundary): the result is the full period starting there.
-    """
-    return period_containing(anchor, period, current.end)
-
-
 def calendar_period(period: BillingPeriod, at: datetime) -> Period:
     """The calendar-aligned period containing ``at``: a UTC day, ISO week (from Monday), month, quarter or year.
 
@@ -219,27 +207,6 @@ def proration_factor(full: Period, part: Period) -> Decimal:
         return Decimal(0)
     part_us = (end - start) // _MICROSECOND
     return _RATIO_CONTEXT.divide(Decimal(part_us), Decimal(full_us))
-
-
-def periods_between(anchor: datetime, period: BillingPeriod, start: datetime, end: datetime) -> list[Period]:
-    """Every period of the subscription that intersects ``[start, end)``, in order.
-
-    Used to catch up after downtime: the scheduler asks for everything that ended while it was away and bills each
-    period exactly once. Periods before the anchor do not exist, so a window entirely before it is empty.
-    """
-    anchor = _require_utc(anchor, "anchor")
-    start = _require_utc(start, "start")
-    end = _require_utc(end, "end")
-    if end <= start or end <= anchor:
-        return []
-    index = period_index_at(anchor, period, max(start, anchor))
-    periods: list[Period] = []
-    current = period_at(anchor, period, index)
-    while current.start < end:
-        periods.append(current)
-        index += 1
-        current = period_at(anchor, period, index)
-    return periods
 
 
 def ensure_utc(dt: datetime, field: str) -> datetime:

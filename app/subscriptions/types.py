@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
 
-from app.graphql.context import reader
+from app.graphql.context import Context, reader
 from app.graphql.enums import BillingAnchorEnum, BillingPeriodEnum, SubscriptionStatusEnum
 from app.graphql.pagination import PageInfo
 from app.plans.types import PlanType
@@ -30,7 +30,7 @@ class SubscriptionPhaseType:
     plan_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field
-    async def plan(self, info: Info[Any, Any]) -> PlanType:
+    async def plan(self, info: Info[Context, None]) -> PlanType:
         return PlanType.from_model(await info.context.loaders.plan_by_id.load(self.plan_id))
 
     @classmethod
@@ -72,29 +72,31 @@ class SubscriptionType:
     pending_plan_id: strawberry.Private[uuid.UUID | None]
 
     @strawberry.field(description="The plan the next period starts on, when a change at period end is scheduled.")
-    async def pending_plan(self, info: Info[Any, Any]) -> PlanType | None:
+    async def pending_plan(self, info: Info[Context, None]) -> PlanType | None:
         if self.pending_plan_id is None:
             return None
         return PlanType.from_model(await info.context.loaders.plan_by_id.load(self.pending_plan_id))
 
     @strawberry.field(description="Stretches of the subscription's life on one plan, oldest first.")
-    async def phases(self, info: Info[Any, Any]) -> list[SubscriptionPhaseType]:
+    async def phases(self, info: Info[Context, None]) -> list[SubscriptionPhaseType]:
         rows = await info.context.loaders.phases_by_subscription_id.load(uuid.UUID(self.id))
         return [SubscriptionPhaseType.from_model(row) for row in rows]
 
     @strawberry.field(description="Intervals in which the subscription was paused (usage kept, not charged).")
-    async def pauses(self, info: Info[Any, Any]) -> list[SubscriptionPauseType]:
+    async def pauses(self, info: Info[Context, None]) -> list[SubscriptionPauseType]:
         rows = await info.context.loaders.pauses_by_subscription_id.load(uuid.UUID(self.id))
         return [SubscriptionPauseType(paused_at=row.paused_at, resumed_at=row.resumed_at) for row in rows]
 
     @strawberry.field
-    async def customer(self, info: Info[Any, Any]) -> Annotated[CustomerType, strawberry.lazy("app.customers.types")]:
+    async def customer(
+        self, info: Info[Context, None]
+    ) -> Annotated[CustomerType, strawberry.lazy("app.customers.types")]:
         from app.customers.types import CustomerType
 
         return CustomerType.from_model(await info.context.loaders.customer_by_id.load(self.customer_id))
 
     @strawberry.field
-    async def plan(self, info: Info[Any, Any]) -> PlanType:
+    async def plan(self, info: Info[Context, None]) -> PlanType:
         return PlanType.from_model(await info.context.loaders.plan_by_id.load(self.plan_id))
 
     @strawberry.field(
@@ -104,7 +106,7 @@ class SubscriptionType:
         " Null when nothing is upcoming."
     )
     async def upcoming_invoice(
-        self, info: Info[Any, Any]
+        self, info: Info[Context, None]
     ) -> Annotated[UpcomingInvoiceType, strawberry.lazy("app.billing.types")] | None:
         from app.billing.invoicing import preview
         from app.billing.types import UpcomingInvoiceType
@@ -116,7 +118,7 @@ class SubscriptionType:
 
     @strawberry.field(description="The subscription's invoices, by period.")
     async def invoices(
-        self, info: Info[Any, Any]
+        self, info: Info[Context, None]
     ) -> list[Annotated[InvoiceType, strawberry.lazy("app.invoices.types")]]:
         from app.invoices.types import InvoiceType
 

@@ -75,7 +75,8 @@ _AVERAGE_PLACES = 12  # ...but never fewer than the store's fractional digits pa
 def clean(value: Decimal) -> Decimal:
     """Drop the storage scale (``6.000000000000`` → ``6``) without going to exponent form, and without rounding."""
     normalized = _WIDE.normalize(value)
-    if normalized.as_tuple().exponent > 0:  # type: ignore[operator]
+    exponent = normalized.as_tuple().exponent  # an int: stored quantities are finite
+    if isinstance(exponent, int) and exponent > 0:
         return normalized.quantize(Decimal(1), context=_WIDE)
     return normalized
 
@@ -101,7 +102,8 @@ def filter_sql(filters: tuple[PropertyFilter, ...], alias: str = "") -> tuple[st
 
     A value matches a JSON string of that text or a JSON number/bool written that way (``"eu"``, ``5``, ``true``).
     """
-    clauses, params = [], {}
+    clauses: list[str] = []
+    params: dict[str, object] = {}
     for index, (prop, values) in enumerate(filters):
         p, v = f"filter_prop_{index}", f"filter_values_{index}"
         clauses.append(

@@ -146,7 +146,8 @@ async def events_page(
         f"(timestamp >= {{s{i}:DateTime64(6, 'UTC')}} AND timestamp < {{e{i}:DateTime64(6, 'UTC')}})"
         for i in range(len(intervals))
     )
-    bounds = {f"s{i}": s for i, (s, _) in enumerate(intervals)} | {f"e{i}": e for i, (_, e) in enumerate(intervals)}
+    bounds: dict[str, object] = {f"s{i}": s for i, (s, _) in enumerate(intervals)}
+    bounds |= {f"e{i}": e for i, (_, e) in enumerate(intervals)}
     if received is not None:
         receipts = []
         for i, (low, high) in enumerate(received):

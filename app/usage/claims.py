@@ -39,9 +39,9 @@ _BATCH = (
 )
 
 _INSERT = (
-    "INSERT INTO event_claims (org_id, mode, idempotency_key, customer_id, event_name, timestamp, body_hash, batch_id)"
-    " SELECT $1::uuid, $2::text, r ->> 0, (r ->> 1)::uuid, r ->> 2, (r ->> 3)::timestamptz, decode(r ->> 4, 'hex'),"
-    " $3::uuid FROM jsonb_array_elements($5::jsonb) AS r"
+    "INSERT INTO event_claims (org_id, mode, idempotency_key, customer_id, event_name, timestamp, batch_id)"
+    " SELECT $1::uuid, $2::text, r ->> 0, (r ->> 1)::uuid, r ->> 2, (r ->> 3)::timestamptz, $3::uuid"
+    " FROM jsonb_array_elements($5::jsonb) AS r"
 )
 
 # Most batches carry only new keys, and a plain INSERT costs PostgreSQL about a third less per row than ON CONFLICT's
@@ -68,7 +68,7 @@ _TAKE_OVER = (
     "WITH changed AS (UPDATE event_claims AS c SET batch_id = $3::uuid"
     " FROM unnest($5::text[], $6::uuid[]) AS u(k, b)"
     " WHERE c.org_id = $1::uuid AND c.mode = $2::text AND c.idempotency_key = u.k AND c.batch_id = u.b"
-    " RETURNING c.idempotency_key, c.customer_id, c.event_name, c.timestamp, c.body_hash), "
+    " RETURNING c.idempotency_key, c.customer_id, c.event_name, c.timestamp), "
     f"{_BATCH} SELECT * FROM changed"
 )
 
@@ -79,8 +79,8 @@ _RELEASE = (
 )
 
 
-ClaimRow: TypeAlias = tuple[str, uuid.UUID, str, datetime, str]
-"""What a key was claimed with: (key, customer id, event name, timestamp, body hash in hex). A plain tuple: cheap
+ClaimRow: TypeAlias = tuple[str, uuid.UUID, str, datetime]
+"""What a key was claimed with: (key, customer id, event name, timestamp). A plain tuple: cheap
 to build a thousand of, sorted by key first, and written to JSON by orjson as it is."""
 
 
@@ -119,7 +119,7 @@ async def take_over(
     keys = sorted(expired)
     args = (scope.org_id, scope.mode.value, batch_id, LEASE_SECONDS, keys, [expired[key] for key in keys])
     records = await connection.fetch(_TAKE_OVER, *args)
-    return {r[0]: (r[0], uuid.UUID(bytes=r[1].bytes), r[2], r[3], bytes(r[4]).hex()) for r in records}
+    return {r[0]: (r[0], uuid.UUID(bytes=r[1].bytes), r[2], r[3]) for r in records}
 
 
 async def confirm(connection: Any, batch_id: uuid.UUID) -> None:

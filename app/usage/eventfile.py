@@ -79,7 +79,7 @@ def check(number: int, value: Any) -> Line:
         return _rejected(number, None, "An event must be a JSON object.")
     event: dict[str, Any] = {}
     for key, item in value.items():
-        name = SNAKE.get(key, key)
+        name = SNAKE.get(key) or str(key)  # JSON object keys are strings
         if name in event:
             return _rejected(number, name, f"{name} is given twice (as {key} and {name}); keep one.")
         event[name] = item

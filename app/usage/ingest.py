@@ -1,7 +1,7 @@
 """Event ingest with exactly-once counting (ARCHITECTURE invariant 1).
 
 1. Validate the whole batch and resolve its customers; any bad event rejects the batch before anything is stored.
-2. Claim the keys in PostgreSQL (committed at once, with the resolved timestamp and a hash of the body). A key
+2. Claim the keys in PostgreSQL (committed at once, with the customer, name and resolved timestamp). A key
    already claimed and confirmed is a duplicate; one claimed by a request that is still working is waited for; one
    whose owner failed is taken over.
 3. Append the owned events to ClickHouse, then confirm their claims. Only then is anything acknowledged.
@@ -11,14 +11,13 @@ with the claimed timestamp, so ClickHouse holds it once. This service commits by
 before the events are written, so it runs outside the mutation's unit of work, with connections of its own.
 
 GraphQL ``ingestEvents`` and REST ``POST /v1/events`` both call ``Ingestor.ingest``: one code path, one key namespace.
-It is the hot path, so it keeps per-event work to tuples and C calls (orjson, blake2b, asyncpg array codecs).
+It is the hot path, so it keeps per-event work to tuples and C calls (orjson, asyncpg array codecs).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,7 +40,7 @@ from app.errors import InvalidInput, StoreUnavailable
 from app.organizations.models import OrganizationSettings
 from app.tenancy import Scope, parse_uuid, scoped_select
 from app.usage import claims, jsonenc
-from app.usage.claims import ClaimRow
+from app.usage.claims import ClaimRow, ClaimState
 from app.usage.store import EventBatch, EventStore
 
 log = logging.getLogger(__name__)
@@ -57,8 +56,6 @@ _POLL_SECONDS = 0.05
 _PG_DOWN = "The billing database is unavailable; no event of this request was acknowledged. Retry it."
 _PG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, SQLAlchemyError, OSError)
 T = TypeVar("T")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 class IncomingEvent(NamedTuple):
@@ -159,7 +156,7 @@ def validate_batch(batch: Sequence[IncomingEvent], field: str) -> None:
         if properties is not None and not isinstance(properties, dict):
             raise InvalidInput("properties must be a JSON object.", field=f"{at}.properties")
         bad = unstorable_number(properties) if properties else None
-        if bad is not None:
+        if properties and bad is not None:
             raise _number_error(properties[bad], f"{at}.properties.{bad}")
         if timestamp is not None and timestamp.tzinfo is None:
             raise InvalidInput("timestamp needs a UTC offset.", field=f"{at}.timestamp")
@@ -182,11 +179,9 @@ def _prepare(
     # billing clock through the past must not see today's events as ahead of it.
     oldest = received_at - timedelta(days=backdate_days)
     newest = max(received_at, datetime.now(UTC)) + FUTURE_TOLERANCE
-    texts: dict[uuid.UUID, str] = {}
     rows: dict[str, ClaimRow] = {}
     properties: dict[str, str] = {}
     dumps = jsonenc.dumps
-    blake2b = hashlib.blake2b
     for index, (name, customer, key, timestamp, props) in enumerate(batch):  # the hot loop
         customer_id = customers.get(customer)
         if customer_id is None:
@@ -199,12 +194,7 @@ def _prepare(
         if key in rows:
             continue
         text = dumps(props, sort_keys=True) if props else "{}"
-        customer_text = texts.get(customer_id) or texts.setdefault(customer_id, str(customer_id))
-        # What the claim remembers of the body; an explicit timestamp counts as its microseconds since the epoch
-        # (exact, and cheaper to write than RFC 3339).
-        explicit = str((timestamp - _EPOCH) // _MICROSECOND) if timestamp is not None else ""
-        digest = blake2b(f"{customer_text}\x1f{name}\x1f{explicit}\x1f{text}".encode(), digest_size=16).hexdigest()
-        rows[key] = (key, customer_id, name, timestamp or received_at, digest)
+        rows[key] = (key, customer_id, name, timestamp or received_at)
         properties[key] = text
     return _Prepared(rows, properties)
 
@@ -311,13 +301,23 @@ class Ingestor:
         deadline = asyncio.get_running_loop().time() + claims.LEASE_SECONDS + 2
         while pending:
             # Confirmed claims are duplicates (a retried batch ends here, in one statement)...
-            states = await self._run(lambda _, c, p=pending: claims.states(c, scope, p))
+            # Each step binds this round's keys as a default: the loop rebinds ``pending`` and ``expired``.
+            def read_states(_: AsyncConnection, c: Any, keys: list[str] = pending) -> Awaitable[dict[str, ClaimState]]:
+                return claims.states(c, scope, keys)
+
+            states = await self._run(read_states)
             pending = [key for key in pending if key not in states or not states[key].written]
             if not pending:
                 break
             # ...and a claim whose owner's lease ran out is taken over; the others are still being written.
             expired = {key: states[key].batch_id for key in pending if key in states and states[key].expired}
-            taken = await self._run(lambda _, c, e=expired: claims.take_over(c, scope, batch_id, e)) if expired else {}
+
+            def take_over(
+                _: AsyncConnection, c: Any, keys: dict[str, uuid.UUID] = expired
+            ) -> Awaitable[dict[str, ClaimRow]]:
+                return claims.take_over(c, scope, batch_id, keys)
+
+            taken = await self._run(take_over) if expired else {}
             owned.update(taken)
             pending = [key for key in pending if key not in taken]
             if pending and asyncio.get_running_loop().time() > deadline:

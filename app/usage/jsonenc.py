@@ -24,8 +24,10 @@ _PLAIN_EXPONENT = 60
 def _decimal(value: Decimal) -> str:
     if not value.is_finite():
         return "null"  # json.loads without parse_constant makes NaN/Infinity; orjson writes those floats as null
-    if abs(value.adjusted()) <= _PLAIN_EXPONENT and abs(value.as_tuple().exponent) <= _PLAIN_EXPONENT:  # type: ignore[arg-type]
-        return format_decimal(value)
+    if abs(value.adjusted()) <= _PLAIN_EXPONENT:
+        exponent = value.as_tuple().exponent  # an int: only NaN and infinities have a letter here
+        if isinstance(exponent, int) and abs(exponent) <= _PLAIN_EXPONENT:
+            return format_decimal(value)
     return str(value)
 
 

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, Uuid, text
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,7 +30,6 @@ class EventClaim(Base):
     customer_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     event_name: Mapped[str] = mapped_column(String(200))
     timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    body_hash: Mapped[bytes] = mapped_column(LargeBinary)
     batch_id: Mapped[uuid.UUID] = mapped_column(Uuid)
 
 

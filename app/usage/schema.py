@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
 
 from app.access import spend_events
 from app.graphql.coerced import COERCED_ARGUMENTS
-from app.graphql.context import reader, require
-from app.graphql.enums import Granularity, GranularityEnum
+from app.graphql.context import Context, reader, require
+from app.graphql.enums import Granularity
 from app.usage import service, voids
 from app.usage.types import (
     CustomerUsageType,
@@ -28,12 +28,12 @@ class UsageQuery:
     @strawberry.field(description="A metric's usage for one customer over [from, to), one point per UTC bucket.")
     async def usage(
         self,
-        info: Info[Any, Any],
+        info: Info[Context, None],
         customer_id: strawberry.ID,
         metric_id: strawberry.ID,
         from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime,
-        granularity: GranularityEnum = Granularity.DAY,
+        granularity: Granularity = Granularity.DAY,
         group_by: Annotated[
             str | None, strawberry.argument(description="A property: one series per value it takes (max 100).")
         ] = None,
@@ -46,7 +46,7 @@ class UsageQuery:
     @strawberry.field(description="The customers with the most of a metric over [from, to), largest first.")
     async def usage_summary(
         self,
-        info: Info[Any, Any],
+        info: Info[Context, None],
         metric_id: strawberry.ID,
         from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime,
@@ -65,7 +65,7 @@ class UsageMutation:
     )
     async def ingest_events(
         self,
-        info: Info[Any, Any],
+        info: Info[Context, None],
         events: Annotated[list[EventValues], strawberry.argument(graphql_type=list[EventInput])],
     ) -> IngestResultType:
         context = require(info, "ingest")
@@ -77,7 +77,7 @@ class UsageMutation:
         description="Void events by idempotency keys or by a filter: their rows are kept but count nowhere; drafts are"
         " recomputed, and voids in finalized periods are credited on the next invoice."
     )
-    async def void_events(self, info: Info[Any, Any], input: VoidEventsInput) -> EventVoidType:
+    async def void_events(self, info: Info[Context, None], input: VoidEventsInput) -> EventVoidType:
         # Not one unit of work: a void commits in PostgreSQL before and after its ClickHouse write (usage/voids.py).
         context = require(info, "write")
         void = await voids.void_events(context.services, input.to_domain(), context.principal.key_id)

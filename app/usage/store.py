@@ -18,7 +18,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple, overload
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 import orjson
 from clickhouse_connect.driver.exceptions import OperationalError
@@ -58,11 +58,15 @@ _INSERT_SETTINGS = {"date_time_input_format": "best_effort"}
 _DOWN = "The event store (ClickHouse) is unavailable; nothing was stored. Retry the request."
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
-    """Whose usage to aggregate, and when: half-open, non-overlapping [start, end) intervals."""
+K = TypeVar("K", bound=Hashable)
 
-    key: Hashable
+
+@dataclass(frozen=True, slots=True)
+class Window(Generic[K]):
+    """Whose usage to aggregate, and when: half-open, non-overlapping [start, end) intervals. ``key`` names the
+    window in the answer (its type is the caller's: a draft's (bill, segment, usage), a benchmark's customer)."""
+
+    key: K
     customer_id: uuid.UUID
     intervals: tuple[tuple[datetime, datetime], ...]
     # Only events received up to this instant (a finalized invoice's cutoff); None: everything received so far.
@@ -190,7 +194,8 @@ class _GroupCommit:
     async def _drain(self) -> None:
         try:
             while self.queue:
-                group, rows = [], 0
+                group: list[tuple[_Columns, asyncio.Future[None]]] = []
+                rows = 0
                 while self.queue and (not group or rows + self.queue[0][0].rows <= MAX_GROUP_ROWS):
                     item = self.queue.pop(0)
                     group.append(item)
@@ -282,7 +287,7 @@ class EventStore:
         )
         return bool(rows)
 
-    async def quantities(self, scope: Scope, metric: MetricSpec, windows: Sequence[Window]) -> dict[Hashable, Decimal]:
+    async def quantities(self, scope: Scope, metric: MetricSpec, windows: Sequence[Window[K]]) -> dict[K, Decimal]:
         """The metric's quantity for every window, in one query: events join the windows on the customer and fall
         in one of the window's intervals. A window's intervals must not overlap; windows without events get 0.
 

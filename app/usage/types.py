@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.graphql.coerced import coerced_input
+from app.graphql.context import Context
 from app.usage.ingest import IncomingEvent, IngestResult, new_event
 from app.usage.models import EventVoid
 from app.usage.service import EventPage, UsagePoint
@@ -106,7 +107,9 @@ class CustomerUsageType:
     customer_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field
-    async def customer(self, info: Info[Any, Any]) -> Annotated[CustomerType, strawberry.lazy("app.customers.types")]:
+    async def customer(
+        self, info: Info[Context, None]
+    ) -> Annotated[CustomerType, strawberry.lazy("app.customers.types")]:
         from app.customers.types import CustomerType
 
         return CustomerType.from_model(await info.context.loaders.customer_by_id.load(self.customer_id))
@@ -149,7 +152,7 @@ class EventVoidType:
             id=strawberry.ID(str(row.id)),
             reason=row.reason,
             voided_count=row.voided_count,
-            criteria=row.criteria,
+            criteria=JSON(row.criteria),
             voided_by_key_id=None if row.voided_by_key_id is None else strawberry.ID(str(row.voided_by_key_id)),
             created_at=row.created_at,
         )

@@ -8,16 +8,15 @@ receiver on a developer's machine can be used.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from app.errors import InvalidInput
 from app.services import ServiceContext
-from app.tenancy import Mode, parse_uuid
+from app.tenancy import Mode, Page, id_equals
 from app.webhooks.models import URL_LENGTH, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.repository import AttemptRepository, DeliveryRepository, EndpointRepository
 from app.webhooks.targets import REFUSED, blocked, resolve
@@ -27,7 +26,6 @@ MAX_ENDPOINTS = 20  # per organization and mode: each one multiplies every event
 MAX_EVENT_TYPES = 50
 EVENT_TYPE_LENGTH = 64
 MAX_OVERLAP_SECONDS = 7 * 86400
-MAX_PAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,32 +123,12 @@ async def rotate_secret(ctx: ServiceContext, endpoint_id: str, overlap_seconds: 
     return CreatedEndpoint(endpoint, secret)
 
 
-def encode_cursor(row: WebhookDelivery) -> str:
-    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created_at, key = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(created_at), uuid.UUID(key)
-    except ValueError:
-        raise InvalidInput("after is not a cursor this list returned.", field="after") from None
-
-
 async def list_deliveries(
     ctx: ServiceContext, first: int, after: str | None, endpoint_id: str | None
-) -> tuple[list[WebhookDelivery], bool]:
-    """A page of deliveries, newest first, and whether more follow."""
-    if not 1 <= first <= MAX_PAGE:
-        raise InvalidInput(f"first must be between 1 and {MAX_PAGE}.", field="first")
-    endpoint_key: uuid.UUID | None = None
-    if endpoint_id is not None:
-        endpoint_key = parse_uuid(endpoint_id)
-        if endpoint_key is None:
-            return [], False
-    cursor = decode_cursor(after) if after else None
-    rows = await DeliveryRepository(ctx.db, ctx.scope).page(first + 1, cursor, endpoint_key)
-    return rows[:first], len(rows) > first
+) -> Page[WebhookDelivery]:
+    """A page of deliveries, newest first (of one endpoint when ``endpoint_id`` is given)."""
+    where = () if endpoint_id is None else (id_equals(WebhookDelivery.endpoint_id, endpoint_id),)
+    return await DeliveryRepository(ctx.db, ctx.scope).page(first, after, *where, newest_first=True)
 
 
 async def redeliver(ctx: ServiceContext, delivery_id: str) -> WebhookDelivery:

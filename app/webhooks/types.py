@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 import strawberry
 from strawberry.types import Info
 
+from app.graphql.context import Context
 from app.graphql.pagination import PageInfo
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -75,11 +75,11 @@ class WebhookDeliveryType:
     endpoint_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field(description="The endpoint it is sent to.")
-    async def endpoint(self, info: Info[Any, Any]) -> WebhookEndpointType:
+    async def endpoint(self, info: Info[Context, None]) -> WebhookEndpointType:
         return WebhookEndpointType.from_model(await info.context.loaders.webhook_endpoint_by_id.load(self.endpoint_id))
 
     @strawberry.field(description="Every attempt, oldest first.")
-    async def attempt_history(self, info: Info[Any, Any]) -> list[WebhookAttemptType]:
+    async def attempt_history(self, info: Info[Context, None]) -> list[WebhookAttemptType]:
         rows = await info.context.loaders.webhook_attempts_by_delivery_id.load(uuid.UUID(self.id))
         return [WebhookAttemptType.from_model(row) for row in rows]
 

@@ -39,6 +39,8 @@ class Wakeup:
             connection = await self.engine.connect()
             try:
                 driver = (await connection.get_raw_connection()).driver_connection
+                if driver is None:  # only a closed connection has none
+                    raise ConnectionError("the pooled connection has no asyncpg connection under it")
                 await driver.add_listener(CHANNEL, self._notified)
             except BaseException:
                 await connection.invalidate()

@@ -35,7 +35,8 @@ async def test_live_mode_cannot_see_test_mode_objects(api: Api, tenant: Tenant) 
         with pytest.raises(GraphQLError) as error:
             await live.call(query, {"id": object_id})
         assert error.value.code == "NOT_FOUND"
-        assert (await api.call(query, {"id": object_id})) is not None
+        (found,) = (await api.call(query, {"id": object_id})).values()
+        assert found is not None and found["id"] == object_id
 
 
 async def test_another_organization_gets_not_found_never_forbidden(

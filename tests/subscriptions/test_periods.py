@@ -17,11 +17,9 @@ from app.subscriptions.periods import (
     add_months,
     calendar_period,
     ensure_utc,
-    next_period,
     period_at,
     period_containing,
     period_index_at,
-    periods_between,
     proration_factor,
 )
 
@@ -247,7 +245,7 @@ def test_period_at_rejects_negative_indexes_and_naive_anchors() -> None:
         period_at(datetime(2024, 1, 1), M, 0)
 
 
-# --- period_index_at / period_containing / next_period ------------------------------------------------------------
+# --- period_index_at / period_containing -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -363,8 +361,10 @@ def test_period_containing_an_instant_before_the_anchor_is_the_first_period(peri
         ),
     ],
 )
-def test_next_period(anchor: datetime, period: BillingPeriod, current: Period, expected: Period) -> None:
-    assert next_period(anchor, period, current) == expected
+def test_the_period_after_another_is_the_one_containing_its_end(
+    anchor: datetime, period: BillingPeriod, current: Period, expected: Period
+) -> None:
+    assert period_containing(anchor, period, current.end) == expected
 
 
 # --- calendar_period ----------------------------------------------------------------------------------------------
@@ -455,52 +455,6 @@ def test_proration_factor_of_an_empty_full_period_is_an_error() -> None:
         proration_factor(empty, empty)
 
 
-# --- periods_between ----------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("anchor", "period", "start", "end", "expected_starts"),
-    [
-        # a window inside one period returns that period
-        (utc(2024, 1, 31), M, utc(2024, 2, 10), utc(2024, 2, 11), [utc(2024, 1, 31)]),
-        # the window's end on a period start excludes that period (half-open)
-        (utc(2024, 1, 31), M, utc(2024, 2, 10), utc(2024, 2, 29), [utc(2024, 1, 31)]),
-        (utc(2024, 1, 31), M, utc(2024, 2, 10), utc(2024, 2, 29, 0, 0, 0, 1), [utc(2024, 1, 31), utc(2024, 2, 29)]),
-        # catching up across a month-end
-        (
-            utc(2024, 1, 31),
-            M,
-            utc(2024, 2, 29),
-            utc(2024, 6, 1),
-            [utc(2024, 2, 29), utc(2024, 3, 31), utc(2024, 4, 30), utc(2024, 5, 31)],
-        ),
-        # a window starting before the anchor starts at the first period
-        (utc(2024, 1, 1), W, utc(2023, 6, 1), utc(2024, 1, 10), [utc(2024, 1, 1), utc(2024, 1, 8)]),
-        (utc(2024, 1, 1, 12), D, utc(2024, 1, 2), utc(2024, 1, 3), [utc(2024, 1, 1, 12), utc(2024, 1, 2, 12)]),
-        # windows entirely before the anchor, or empty, contain no periods
-        (utc(2024, 1, 1), M, utc(2023, 1, 1), utc(2024, 1, 1), []),
-        (utc(2024, 1, 1), M, utc(2024, 5, 1), utc(2024, 5, 1), []),
-        (utc(2024, 1, 1), M, utc(2024, 5, 1), utc(2024, 4, 1), []),
-    ],
-)
-def test_periods_between(
-    anchor: datetime, period: BillingPeriod, start: datetime, end: datetime, expected_starts: list[datetime]
-) -> None:
-    result = periods_between(anchor, period, start, end)
-
-    assert [p.start for p in result] == expected_starts
-    assert all(p == period_at(anchor, period, period_index_at(anchor, period, p.start)) for p in result)
-
-
-def test_periods_between_catches_up_thirty_years_of_months() -> None:
-    anchor = utc(2024, 1, 31)
-
-    result = periods_between(anchor, M, anchor, utc(2054, 1, 31))
-
-    assert len(result) == 360
-    assert result[-1] == Period(utc(2053, 12, 31), utc(2054, 1, 31))
-
-
 # --- ensure_utc ---------------------------------------------------------------------------------------------------
 
 
@@ -552,7 +506,7 @@ def test_consecutive_periods_tile_time(anchor: datetime, period: BillingPeriod, 
 
     assert here.start < here.end
     assert here.end == after.start
-    assert next_period(anchor, period, here) == after
+    assert period_containing(anchor, period, here.end) == after
 
 
 @settings(max_examples=200, deadline=None)
@@ -572,21 +526,6 @@ def test_index_round_trips(anchor: datetime, period: BillingPeriod, data: st.Dat
     assert period_index_at(anchor, period, p.start) == index
     assert period_index_at(anchor, period, p.end - US) == index
     assert period_index_at(anchor, period, p.end) == index + 1
-
-
-@settings(max_examples=200, deadline=None)
-@given(anchor=anchors, period=billing_periods, start=offsets, length=st.integers(min_value=1, max_value=400 * 86_400))
-def test_periods_between_covers_the_window_without_gaps(
-    anchor: datetime, period: BillingPeriod, start: timedelta, length: int
-) -> None:
-    window = Period(anchor + start, anchor + start + timedelta(seconds=length))
-
-    result = periods_between(anchor, period, window.start, window.end)
-
-    assert result
-    assert result[0].contains(window.start)
-    assert result[-1].start < window.end <= result[-1].end
-    assert all(a.end == b.start for a, b in zip(result, result[1:], strict=False))
 
 
 @settings(max_examples=200, deadline=None)
