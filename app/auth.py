@@ -126,6 +126,11 @@ class KeyResolver:
             return None
         return _Known(Principal(row.org_id, mode, row.id, frozenset(row.scopes or ALL_SCOPES)), row.expires_at)
 
+    @property
+    def changes_heard(self) -> int:
+        """How many key changes this process has applied to its cache (a test waits on it for a notice's arrival)."""
+        return self._generation
+
     def forget(self, key_id: uuid.UUID | None = None) -> None:
         """Drop a changed key from the cache (every key when ``key_id`` is None): it is read again when next used."""
         self._generation += 1

@@ -47,8 +47,15 @@ async def test_a_key_revoked_in_one_instance_is_refused_by_the_next_request_in_a
         lookups = second.keys.lookups
         await on_second.call(PING)
         assert second.keys.lookups == lookups
-        # when the first instance revokes it
+        # when the first instance revokes it, and the second hears the notice PostgreSQL sent both at commit (each
+        # reads it on its own connection: the revoking one answers once it heard its own, the other may read its
+        # copy a moment later, which is what "at once" means across processes)
+        generation = second.keys.changes_heard
         await api.call(REVOKE, {"id": created["apiKey"]["id"]})
+        for _ in range(200):
+            if second.keys.changes_heard != generation:
+                break
+            await asyncio.sleep(0.01)
         # then the next request to the second instance is refused
         response = await on_second.raw(PING)
         assert response.status_code == 401, response.text
