@@ -42,6 +42,7 @@ from app.organizations.models import OrganizationSettings
 from app.tenancy import Scope, parse_uuid, scoped_select
 from app.usage import claims, jsonenc
 from app.usage.claims import ClaimRow
+from app.usage.grouped import Grouped
 from app.usage.store import EventBatch, EventStore
 
 log = logging.getLogger(__name__)
@@ -232,6 +233,8 @@ class Ingestor:
         self.events = events
         self.clock = clock
         self._windows: dict[Scope, tuple[float, int]] = {}
+        # Requests whose events ClickHouse stored together are confirmed together (app/usage/grouped.py).
+        self._confirmations: Grouped[uuid.UUID] = Grouped(self._confirm)
 
     async def ingest(self, scope: Scope, batch: Sequence[IncomingEvent], field: str = "events") -> IngestResult:
         try:
@@ -342,7 +345,10 @@ class Ingestor:
             except StoreUnavailable:
                 log.warning("could not release %d claims after a failed write", len(owned))
             raise
-        await self._run(lambda _, c: claims.confirm(c, batch_id))
+        await self._confirmations.submit(batch_id)
+
+    async def _confirm(self, batch_ids: list[uuid.UUID]) -> None:
+        await self._run(lambda _, c: claims.confirm(c, batch_ids))
 
     async def _run(self, work: Callable[[AsyncConnection, Any], Awaitable[T]]) -> T:
         """Run ``work(connection, asyncpg_connection)`` on one pooled connection in autocommit mode: each statement
