@@ -41,7 +41,7 @@ from app.tenancy import Scope, parse_uuid
 from app.usage import claims, jsonenc
 from app.usage.claims import ClaimRow
 from app.usage.grouped import Grouped
-from app.usage.store import EventBatch, EventStore
+from app.usage.store import EventBatch, EventStore, Expected
 
 log = logging.getLogger(__name__)
 
@@ -240,16 +240,30 @@ class Ingestor:
         # Requests whose events ClickHouse stored together are confirmed together (app/usage/grouped.py).
         self._confirmations: Grouped[uuid.UUID] = Grouped(self._confirm)
 
-    async def ingest(self, scope: Scope, batch: Sequence[IncomingEvent], field: str = "events") -> IngestResult:
+    async def ingest(
+        self, scope: Scope, batch: Sequence[IncomingEvent], field: str = "events", expected: Expected | None = None
+    ) -> IngestResult:
+        """Ingest ``batch``. ``expected``: the caller announced this request's append already (EventStore.expect,
+        before reading the body); it is settled here either way."""
         try:
-            result = await self._ingest(scope, batch, field)
+            result = await self._ingest(scope, batch, field, expected if expected is not None else self.events.expect())
         except InvalidInput:
             telemetry.count_rejected(len(batch))
             raise
         telemetry.count_events(len(result.ingested), len(result.duplicates))
         return result
 
-    async def _ingest(self, scope: Scope, batch: Sequence[IncomingEvent], field: str) -> IngestResult:
+    async def _ingest(
+        self, scope: Scope, batch: Sequence[IncomingEvent], field: str, expected: Expected
+    ) -> IngestResult:
+        try:
+            return await self._claim_and_write(scope, batch, field, expected)
+        finally:
+            self.events.unexpect(expected)  # this request's rows are in, or will not be: no insert waits for them
+
+    async def _claim_and_write(
+        self, scope: Scope, batch: Sequence[IncomingEvent], field: str, expected: Expected
+    ) -> IngestResult:
         validate_batch(batch, field)
         received_at = self.clock.now()
         batch_id = uuid.uuid4()  # this request's claims: confirmed together once ClickHouse has them
@@ -262,7 +276,7 @@ class Ingestor:
         prepared, claimed = await self._run(prepare_and_claim)  # one pooled connection for both
         owned = await self._wait_for_others(scope, batch_id, prepared.rows, claimed)
         if owned:
-            await self._write(scope, batch_id, owned, prepared.properties, received_at)
+            await self._write(scope, batch_id, owned, prepared.properties, received_at, expected)
         ingested: list[str] = []
         duplicates: list[str] = []
         for event in batch:
@@ -337,9 +351,12 @@ class Ingestor:
         owned: dict[str, ClaimRow],
         properties: dict[str, str],
         received_at: datetime,
+        expected: Expected,
     ) -> None:
+        rows = EventBatch.from_claims(owned.values(), properties, received_at)
+        self.events.unexpect(expected)  # append queues the rows before it first yields: no insert starts between
         try:
-            await self.events.append(scope, EventBatch.from_claims(owned.values(), properties, received_at))
+            await self.events.append(scope, rows)
         except StoreUnavailable:
             try:  # let the client's retry take over at once instead of waiting out the lease
                 await self._run(lambda _, c: claims.release(c, batch_id))

@@ -292,9 +292,15 @@ async def ingest_events(request: Request) -> Response:
         logs.bind_principal(principal)
         if "ingest" not in principal.scopes:
             raise RestError(403, "FORBIDDEN", "This API key lacks the 'ingest' scope.")
-        batch = decode_events(await read_body(request))
-        access.spend_events(runtime, principal, len(batch))
-        result = await runtime.ingestor.ingest(principal.scope, batch)
+        # Announced before the body is read: an insert about to start waits a moment for this request's rows.
+        expected = runtime.events.expect()
+        try:
+            batch = decode_events(await read_body(request))
+            access.spend_events(runtime, principal, len(batch))
+        except BaseException:
+            runtime.events.unexpect(expected)
+            raise
+        result = await runtime.ingestor.ingest(principal.scope, batch, expected=expected)
     except access.Refusal as refusal:
         return error_response(refusal.status, refusal.code, refusal.message, headers=refusal.headers)
     except RateLimited as exc:
