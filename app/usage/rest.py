@@ -8,12 +8,17 @@ the limits and every rule of invariant 1 are the GraphQL mutation's. What is RES
 - a body size limit checked while the body is read (Content-Length first, then the bytes actually received);
 - JSON errors ``{"error": {"code", "message", "field"?}}`` with an HTTP status that says what happened.
 
-Numbers stay exact. orjson (fast) reads JSON numbers as binary floats (and integers beyond 64 bits as floats too). A
+Numbers stay exact. orjson and msgspec (fast) read JSON fractions as binary floats (orjson big integers too). A
 float's shortest text is the same decimal as the client's text when that text has at most 15 significant digits and
 the value is in the normal range (a number past 1.8e308 is refused by orjson). So the body is scanned first (a byte
 translation and a substring search, C speed) for a run of 16+ digits, and for a negative exponent of 290 or more; only
 such a body is parsed by ``json.loads`` with ``parse_float=Decimal``, exactly as GraphQL bodies are. Every other
-body takes orjson, and the floats it yields print back as the very decimals the client sent.
+body takes the fast path, and the floats it yields print back as the very decimals the client sent.
+
+The fast path is msgspec decoding the body straight into typed structs (``decode_events``): no dict per event, no
+field lookups. Whatever it refuses (an unknown field, a wrong type, invalid JSON) is parsed again by the general path
+(orjson, then the field-by-field checks of ``incoming_events``), which names what is wrong in the words the tests and
+clients know; both paths end in the same per-event checks.
 """
 
 from __future__ import annotations
