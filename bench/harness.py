@@ -95,9 +95,16 @@ class Served:
 @contextmanager
 def kobo_serve(extra_env: dict[str, str] | None = None, *, keep: bool = False) -> Iterator[Served]:
     """`kobo serve` on a free port, on embedded stores in a temporary KOBO_DATA_DIR (or DATABASE_URL/CLICKHOUSE_URL
-    from the environment, when set); stopped (SIGTERM) and cleaned up at the end."""
+    from the environment, when set); stopped (SIGTERM) and cleaned up at the end. The per-key rate limits are off
+    (one benchmark key sends far more than a tenant's default budget: measuring the server, not its limiter)."""
     data_dir = Path(tempfile.mkdtemp(prefix="kobo-bench-"))
-    env = {**os.environ, "KOBO_DATA_DIR": str(data_dir), "KOBO_LOG_LEVEL": "warning", **(extra_env or {})}
+    env = {
+        **os.environ,
+        "KOBO_DATA_DIR": str(data_dir),
+        "KOBO_LOG_LEVEL": "warning",
+        "KOBO_RATE_LIMITS": "0",
+        **(extra_env or {}),
+    }
     port = free_port()
     log = open(data_dir / "serve.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(

@@ -72,7 +72,7 @@ _TAKE_OVER = (
     f"{_BATCH} SELECT * FROM changed"
 )
 
-_CONFIRM = "UPDATE claim_batches SET written_at = now(), lease_until = NULL WHERE id = $1::uuid"
+_CONFIRM = "UPDATE claim_batches SET written_at = now(), lease_until = NULL WHERE id = ANY($1::uuid[])"
 
 _RELEASE = (
     "UPDATE claim_batches SET lease_until = now() - interval '1 second' WHERE id = $1::uuid AND written_at IS NULL"
@@ -122,8 +122,9 @@ async def take_over(
     return {r[0]: (r[0], uuid.UUID(bytes=r[1].bytes), r[2], r[3]) for r in records}
 
 
-async def confirm(connection: Any, batch_id: uuid.UUID) -> None:
-    await connection.execute(_CONFIRM, batch_id)
+async def confirm(connection: Any, batch_ids: Sequence[uuid.UUID]) -> None:
+    """Mark the requests ``batch_ids`` written: their claims are confirmed (several requests' in one statement)."""
+    await connection.execute(_CONFIRM, sorted(batch_ids))
 
 
 async def release(connection: Any, batch_id: uuid.UUID) -> None:

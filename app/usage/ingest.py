@@ -28,20 +28,19 @@ from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 import orjson
-from sqlalchemy import String, Uuid, any_, bindparam, or_, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import telemetry
 from app.clock import Clock
-from app.customers.models import Customer
 from app.errors import InvalidInput, StoreUnavailable
 from app.organizations.models import OrganizationSettings
-from app.tenancy import Scope, parse_uuid, scoped_select
+from app.tenancy import Scope, parse_uuid
 from app.usage import claims, jsonenc
 from app.usage.claims import ClaimRow, ClaimState
-from app.usage.store import EventBatch, EventStore
+from app.usage.grouped import Grouped
+from app.usage.store import EventBatch, EventStore, Expected
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +55,14 @@ _POLL_SECONDS = 0.05
 _PG_DOWN = "The billing database is unavailable; no event of this request was acknowledged. Retry it."
 _PG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, SQLAlchemyError, OSError)
 T = TypeVar("T")
+# The request's customers by Kobo id or externalId, scoped to its organization and mode (as tenancy.scoped_select
+# would scope it; written out because it runs on the asyncpg connection, see Ingestor._customers).
+_CUSTOMERS = (
+    "SELECT id, external_id FROM customers WHERE org_id = $1::uuid AND mode = $2::text"
+    " AND (external_id = ANY($3::text[]) OR id = ANY($4::uuid[]))"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class IncomingEvent(NamedTuple):
@@ -222,30 +229,46 @@ class Ingestor:
         self.events = events
         self.clock = clock
         self._windows: dict[Scope, tuple[float, int]] = {}
+        # Requests whose events ClickHouse stored together are confirmed together (app/usage/grouped.py).
+        self._confirmations: Grouped[uuid.UUID] = Grouped(self._confirm)
 
-    async def ingest(self, scope: Scope, batch: Sequence[IncomingEvent], field: str = "events") -> IngestResult:
+    async def ingest(
+        self, scope: Scope, batch: Sequence[IncomingEvent], field: str = "events", expected: Expected | None = None
+    ) -> IngestResult:
+        """Ingest ``batch``. ``expected``: the caller announced this request's append already (EventStore.expect,
+        before reading the body); it is settled here either way."""
         try:
-            result = await self._ingest(scope, batch, field)
+            result = await self._ingest(scope, batch, field, expected if expected is not None else self.events.expect())
         except InvalidInput:
             telemetry.count_rejected(len(batch))
             raise
         telemetry.count_events(len(result.ingested), len(result.duplicates))
         return result
 
-    async def _ingest(self, scope: Scope, batch: Sequence[IncomingEvent], field: str) -> IngestResult:
+    async def _ingest(
+        self, scope: Scope, batch: Sequence[IncomingEvent], field: str, expected: Expected
+    ) -> IngestResult:
+        try:
+            return await self._claim_and_write(scope, batch, field, expected)
+        finally:
+            self.events.unexpect(expected)  # this request's rows are in, or will not be: no insert waits for them
+
+    async def _claim_and_write(
+        self, scope: Scope, batch: Sequence[IncomingEvent], field: str, expected: Expected
+    ) -> IngestResult:
         validate_batch(batch, field)
         received_at = self.clock.now()
         batch_id = uuid.uuid4()  # this request's claims: confirmed together once ClickHouse has them
 
         async def prepare_and_claim(connection: AsyncConnection, driver: Any) -> tuple[_Prepared, list[str]]:
-            customers = await self._customers(connection, scope, {event.customer for event in batch})
+            customers = await self._customers(driver, scope, {event.customer for event in batch})
             prepared = _prepare(customers, batch, received_at, field, await self._backdate_days(connection, scope))
             return prepared, await claims.claim(driver, scope, batch_id, prepared.rows.values())
 
         prepared, claimed = await self._run(prepare_and_claim)  # one pooled connection for both
         owned = await self._wait_for_others(scope, batch_id, prepared.rows, claimed)
         if owned:
-            await self._write(scope, batch_id, owned, prepared.properties, received_at)
+            await self._write(scope, batch_id, owned, prepared.properties, received_at, expected)
         ingested: list[str] = []
         duplicates: list[str] = []
         for event in batch:
@@ -274,16 +297,13 @@ class Ingestor:
         self._windows[scope] = (now + _SETTINGS_CACHE_SECONDS, days)
         return days
 
-    async def _customers(self, connection: AsyncConnection, scope: Scope, refs: set[str]) -> dict[str, uuid.UUID]:
-        """Customer ids by ref (Kobo id or externalId), in one scoped query; unknown refs are absent."""
+    async def _customers(self, driver: Any, scope: Scope, refs: set[str]) -> dict[str, uuid.UUID]:
+        """Customer ids by ref (Kobo id or externalId), in one scoped query; unknown refs are absent. Run on the
+        asyncpg connection itself (a prepared statement, plain records): through SQLAlchemy's statement cache and
+        result processing it cost the event loop about three times as much, on every request."""
         ids = [ref_id for ref in refs if (ref_id := parse_uuid(ref)) is not None]
-        condition = Customer.external_id == any_(bindparam("refs", list(refs), type_=ARRAY(String)))
-        if ids:
-            condition = or_(condition, Customer.id == any_(bindparam("ids", ids, type_=ARRAY(Uuid))))
-        statement = scoped_select(Customer, scope, Customer.id, Customer.external_id)
-        rows = (await connection.execute(statement.where(condition))).all()
         found: dict[str, uuid.UUID] = {}
-        for row_id, external_id in rows:
+        for row_id, external_id in await driver.fetch(_CUSTOMERS, scope.org_id, scope.mode.value, list(refs), ids):
             customer_id = uuid.UUID(bytes=row_id.bytes)  # a plain UUID (the driver's subclass is slower to encode)
             found[external_id] = customer_id
             found.setdefault(str(customer_id), customer_id)
@@ -333,16 +353,22 @@ class Ingestor:
         owned: dict[str, ClaimRow],
         properties: dict[str, str],
         received_at: datetime,
+        expected: Expected,
     ) -> None:
+        rows = EventBatch.from_claims(owned.values(), properties, received_at)
+        self.events.unexpect(expected)  # append queues the rows before it first yields: no insert starts between
         try:
-            await self.events.append(scope, EventBatch.from_claims(owned.values(), properties, received_at))
+            await self.events.append(scope, rows)
         except StoreUnavailable:
             try:  # let the client's retry take over at once instead of waiting out the lease
                 await self._run(lambda _, c: claims.release(c, batch_id))
             except StoreUnavailable:
                 log.warning("could not release %d claims after a failed write", len(owned))
             raise
-        await self._run(lambda _, c: claims.confirm(c, batch_id))
+        await self._confirmations.submit(batch_id)
+
+    async def _confirm(self, batch_ids: list[uuid.UUID]) -> None:
+        await self._run(lambda _, c: claims.confirm(c, batch_ids))
 
     async def _run(self, work: Callable[[AsyncConnection, Any], Awaitable[T]]) -> T:
         """Run ``work(connection, asyncpg_connection)`` on one pooled connection in autocommit mode: each statement

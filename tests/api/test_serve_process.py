@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -61,13 +62,18 @@ def test_serve_sends_security_headers_no_banner_and_logs_json_lines(served: tupl
     request_id = response.headers["x-request-id"]
 
     # and the log is JSON lines: that request's line says who, what and how it ended; the key is nowhere
-    log_text = (Path(env["KOBO_DATA_DIR"]) / "serve.log").read_text()
+    # (the request's line is written once the answer is sent, after the "client error" line naming the same id)
+    def request_lines() -> tuple[str, list[dict[str, Any]]]:
+        text = (Path(env["KOBO_DATA_DIR"]) / "serve.log").read_text()
+        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        return text, [line for line in lines if line.get("request_id") == request_id and line["message"] == "request"]
+
+    log_text, found = request_lines()
     deadline = time.monotonic() + 10
-    while request_id not in log_text and time.monotonic() < deadline:
+    while not found and time.monotonic() < deadline:
         time.sleep(0.1)
-        log_text = (Path(env["KOBO_DATA_DIR"]) / "serve.log").read_text()
-    lines = [json.loads(line) for line in log_text.splitlines() if line.startswith("{")]
-    (done,) = [line for line in lines if line.get("request_id") == request_id and line["message"] == "request"]
+        log_text, found = request_lines()
+    (done,) = found
     assert done["status"] == 200 and done["codes"] == "NOT_FOUND" and done["operation"] == "customer"
     assert done["org_id"] and done["key_id"] and done["mode"] == "test"
     assert key not in log_text
