@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from app import telemetry
 from app.auth import Principal, bearer_token
@@ -103,11 +103,6 @@ async def admit(request: Request, runtime: Runtime, *, graphql: bool) -> Princip
                 wait,
             )
     return principal
-
-
-def graphql_refusal(refusal: Refusal) -> JSONResponse:
-    error = {"message": refusal.message, "extensions": refusal.extensions}
-    return JSONResponse({"data": None, "errors": [error]}, status_code=refusal.status, headers=refusal.headers)
 
 
 def spend_events(runtime: Runtime, principal: Principal, count: int, response: Response | None = None) -> None:

@@ -20,11 +20,12 @@ from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from app import access, bodies, health, telemetry
+from app import bodies, health, telemetry
 from app.config import Settings, load_settings
 from app.graphql.context import Context, build_context
 from app.graphql.introspection import Introspection
 from app.graphql.schema import schema
+from app.http.admission import Admission
 from app.http.headers import SecurityHeaders
 from app.http.requests import RequestLog
 from app.playground import page as playground
@@ -67,14 +68,6 @@ class KoboGraphQL(GraphQL[Context, None]):
 
 def _not_a_number(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number")
-
-
-async def authenticate(request: Request, runtime: Runtime) -> JSONResponse | None:
-    try:
-        request.state.principal = await access.admit(request, runtime, graphql=True)
-    except access.Refusal as refusal:
-        return access.graphql_refusal(refusal)
-    return None
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
@@ -123,6 +116,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         Middleware(SecurityHeaders, config.hsts_seconds),
         Middleware(RequestLog),
         Middleware(telemetry.RequestTimer),
+        Middleware(Admission),  # inside RequestLog: the principal is named on the request's line
     ]
     app = Starlette(routes=[], lifespan=lifespan, middleware=middleware)
     if runtime is not None:  # usable without running the lifespan (in-process test transports)
@@ -131,9 +125,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     async def graphql(request: Request) -> Response:
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
             return playground.render(request)  # the page itself needs no key; its requests do
-        failure = await authenticate(request, request.app.state.runtime)
-        if failure is not None:
-            return failure
+        # Admission (app/http/admission.py) has already put the caller in request.state.principal.
         if request.method == "POST":  # read up to the limit here: Strawberry would read any size
             try:
                 request = bodies.with_body(request, await bodies.read_body(request))

@@ -10,7 +10,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.types import Info
 
-from app import logs
 from app.auth import Principal
 from app.db import Db
 from app.errors import Forbidden
@@ -41,7 +40,6 @@ def build_context(
     principal: Principal,
     introspection: Introspection = Introspection.TEST,
 ) -> Context:
-    logs.bind_principal(principal)
     db = Db(runtime.sessionmaker())
     services = ServiceContext(db=db, scope=principal.scope, events=runtime.events, clock=runtime.clock)
     loaders = Loaders(db, principal.scope)

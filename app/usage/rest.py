@@ -293,8 +293,7 @@ def _bad_event(event: Any, index: int) -> Exception:
 async def ingest_events(request: Request) -> Response:
     runtime = request.app.state.runtime
     try:
-        principal = await access.admit(request, runtime, graphql=False)
-        logs.bind_principal(principal)
+        principal = request.state.principal  # admitted by app/http/admission.py
         if "ingest" not in principal.scopes:
             raise RestError(403, "FORBIDDEN", "This API key lacks the 'ingest' scope.")
         # Announced before the body is read: an insert about to start waits a moment for this request's rows.
@@ -306,8 +305,6 @@ async def ingest_events(request: Request) -> Response:
             runtime.events.unexpect(expected)
             raise
         result = await runtime.ingestor.ingest(principal.scope, batch, expected=expected)
-    except access.Refusal as refusal:
-        return error_response(refusal.status, refusal.code, refusal.message, headers=refusal.headers)
     except RateLimited as exc:
         return error_response(429, exc.code, exc.message, headers={"Retry-After": str(exc.retry_after)})
     except RestError as exc:
