@@ -1,6 +1,7 @@
 """Who is calling, and whether they may now: the API key, the failed-key budget of the client's address, and the
-key's GraphQL request budget. Both `/graphql` and `POST /v1/events` admit requests here; each answers a refusal in
-its own error shape (GraphQL's `errors[].extensions.code`, REST's `{"error": {"code"}}`).
+key's GraphQL request budget. ``admit`` is called once per request, by the Admission middleware
+(app/http/admission.py) for `/graphql` and `POST /v1/events`; it answers a Refusal in the route's own error shape
+(GraphQL's `errors[].extensions.code`, REST's `{"error": {"code"}}`).
 
 Every failed authentication spends a token of the client address's budget, and the budget is checked before a key
 costs a database lookup, so a client sending random keys costs one lookup per token it has (app/config.py
@@ -41,10 +42,6 @@ class Refusal(Exception):
     def rate_limited(cls, message: str, wait: float) -> Refusal:
         seconds = retry_after(wait)
         return cls(429, "RATE_LIMITED", f"{message} Retry after {seconds} s.", {"Retry-After": str(seconds)})
-
-    @classmethod
-    def from_error(cls, error: RateLimited) -> Refusal:
-        return cls(429, error.code, error.message, {"Retry-After": str(error.retry_after)})
 
     @property
     def extensions(self) -> dict[str, object]:
