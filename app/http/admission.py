@@ -42,7 +42,7 @@ def _guarded(scope: Scope) -> bool:
         return method == "POST"
     if path != _GRAPHQL:
         return False
-    if method == "POST":
+    if method in ("POST", "HEAD"):  # HEAD reaches the GET route, and never gets the page
         return True
     if method != "GET":
         return False

@@ -51,6 +51,9 @@ async def test_a_get_query_needs_a_key_and_the_page_does_not(http: httpx.AsyncCl
     assert query.status_code == 401
     assert query.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
+    head = await http.head("/graphql", headers={"Accept": "text/html"})
+    assert head.status_code == 401
+
     page = await http.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
 
