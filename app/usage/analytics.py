@@ -21,7 +21,7 @@ from app.errors import InvalidInput
 from app.metrics.models import Aggregation
 from app.tenancy import Scope
 from app.usage.aggregation import NOT_VOIDED, MetricSpec, filter_sql, finish, select_list
-from app.usage.store import BUCKETS
+from app.usage.queries import BUCKETS
 
 _SCOPE = f"org_id = {{org:UUID}} AND mode = {{mode:String}} AND {NOT_VOIDED}"
 _RANGE = "timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
