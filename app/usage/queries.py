@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from app.metrics.models import Aggregation
 from app.tenancy import Scope
 from app.usage.aggregation import NOT_VOIDED, MetricSpec, filter_sql, select_list
 
@@ -188,3 +189,145 @@ class Series:
 
     def parameters(self) -> dict[str, Any]:
         return {**_metric_params(self.scope, self.metric, self.start, self.end), "customer": self.customer_id}
+
+
+# Usage read back (usage/analytics.py): a plain WHERE under FINAL, the void anti-join always there.
+_SCOPED = f"org_id = {{org:UUID}} AND mode = {{mode:String}} AND {NOT_VOIDED}"
+_RANGE = "timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
+# A property's value as text: strings unquoted, numbers and booleans as written.
+_GROUP = (
+    "if(JSONType(properties, {group:String}) = 'String', JSONExtractString(properties, {group:String}),"
+    " JSONExtractRaw(properties, {group:String}))"
+)
+
+
+def _read_params(scope: Scope, metric: MetricSpec, **more: Any) -> dict[str, Any]:
+    return {
+        "org": scope.org_id,
+        "mode": scope.mode.value,
+        "event": metric.event_name,
+        "prop": metric.prop or "",
+        **filter_sql(metric.filters)[1],
+        **more,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class GroupedSeries:
+    """The metric per time bucket and per value of the ``group_by`` property, for one customer."""
+
+    scope: Scope
+    metric: MetricSpec
+    customer_id: uuid.UUID
+    start: datetime
+    end: datetime
+    granularity: str
+    group_by: str
+    limit: int
+
+    def sql(self) -> str:
+        return (
+            f"SELECT {BUCKETS[self.granularity]}(timestamp) AS bucket, {_GROUP} AS grp,"
+            f" {select_list(self.metric.aggregation)}"
+            f" FROM events FINAL WHERE {_SCOPED} AND event_name = {{event:String}} AND customer_id = {{customer:UUID}}"
+            f" AND {_RANGE}{filter_sql(self.metric.filters)[0]} GROUP BY bucket, grp ORDER BY bucket, grp"
+            " LIMIT {limit:UInt32}"
+        )
+
+    def parameters(self) -> dict[str, Any]:
+        return _read_params(
+            self.scope,
+            self.metric,
+            customer=self.customer_id,
+            start=self.start,
+            end=self.end,
+            group=self.group_by,
+            limit=self.limit,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TopCustomers:
+    """The customers with the most of a metric over [start, end), largest first (ties by customer id)."""
+
+    scope: Scope
+    metric: MetricSpec
+    start: datetime
+    end: datetime
+    limit: int
+
+    def sql(self) -> str:
+        # An average is ordered by its value, not by its sum.
+        order = "value / nullIf(helper, 0)" if self.metric.aggregation is Aggregation.AVERAGE else "value"
+        return (
+            f"SELECT customer_id, {select_list(self.metric.aggregation)} FROM events FINAL"
+            f" WHERE {_SCOPED} AND event_name = {{event:String}} AND {_RANGE}{filter_sql(self.metric.filters)[0]}"
+            f" GROUP BY customer_id ORDER BY {order} DESC NULLS LAST, customer_id LIMIT {{limit:UInt32}}"
+        )
+
+    def parameters(self) -> dict[str, Any]:
+        return _read_params(self.scope, self.metric, start=self.start, end=self.end, limit=self.limit)
+
+
+@dataclass(frozen=True, slots=True)
+class EventsPage:
+    """The events of a metric for one customer inside ``intervals`` (and, when ``received`` is given, received in
+    one of its ``(after, before]`` ranges; None is open), oldest first: ``first`` + 1 rows after the ``after``
+    keyset, so the caller knows whether there is a next page. Both sequences must be non-empty.
+
+    With closed receipt ranges, an event voided after the last of them still shows: it was counted then, and its
+    void is billed as a difference on a later invoice."""
+
+    scope: Scope
+    metric: MetricSpec
+    customer_id: uuid.UUID
+    intervals: tuple[tuple[datetime, datetime], ...]
+    first: int
+    after: tuple[datetime, str] | None = None
+    received: tuple[tuple[datetime | None, datetime | None], ...] | None = None
+
+    def sql(self) -> str:
+        ranges = " OR ".join(
+            f"(timestamp >= {{s{i}:DateTime64(6, 'UTC')}} AND timestamp < {{e{i}:DateTime64(6, 'UTC')}})"
+            for i in range(len(self.intervals))
+        )
+        if self.received is not None:
+            receipts = " OR ".join(
+                f"(received_at > {{ra{i}:DateTime64(6, 'UTC')}} AND received_at <= {{rb{i}:DateTime64(6, 'UTC')}})"
+                for i in range(len(self.received))
+            )
+            ranges = f"{ranges}) AND ({receipts}"
+        scoped = _SCOPED
+        if self._voided_by() is not None:
+            scoped = (
+                "org_id = {org:UUID} AND mode = {mode:String} AND idempotency_key NOT IN (SELECT idempotency_key FROM"
+                " voided_events WHERE org_id = {org:UUID} AND mode = {mode:String}"
+                " AND voided_at <= {voided_by:DateTime64(6, 'UTC')})"
+            )
+        cursor = ""
+        if self.after is not None:
+            cursor = " AND (timestamp, idempotency_key) > ({after_at:DateTime64(6, 'UTC')}, {after_key:String})"
+        return (
+            "SELECT idempotency_key, event_name, timestamp, properties, received_at FROM events FINAL"
+            f" WHERE {scoped} AND event_name = {{event:String}} AND customer_id = {{customer:UUID}} AND ({ranges})"
+            f"{filter_sql(self.metric.filters)[0]}{cursor}"
+            " ORDER BY timestamp, idempotency_key LIMIT {limit:UInt32}"
+        )
+
+    def _voided_by(self) -> datetime | None:
+        """With closed receipt ranges only, voids count up to the last range's end; otherwise all of them."""
+        if not self.received or any(high is None for _, high in self.received):
+            return None
+        return max(high for _, high in self.received if high is not None)
+
+    def parameters(self) -> dict[str, Any]:
+        bounds: dict[str, Any] = {f"s{i}": s for i, (s, _) in enumerate(self.intervals)}
+        bounds |= {f"e{i}": e for i, (_, e) in enumerate(self.intervals)}
+        for i, (low, high) in enumerate(self.received or ()):
+            bounds |= {f"ra{i}": low or _EPOCH, f"rb{i}": high or NO_CUTOFF}
+        voided_by = self._voided_by()
+        if voided_by is not None:
+            bounds["voided_by"] = voided_by
+        if self.after is not None:
+            bounds |= {"after_at": self.after[0], "after_key": self.after[1]}
+        return _read_params(self.scope, self.metric, customer=self.customer_id, limit=self.first + 1, **bounds)

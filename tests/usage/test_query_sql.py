@@ -12,7 +12,7 @@ import pytest
 from app.metrics.models import Aggregation
 from app.tenancy import Mode, Scope
 from app.usage.aggregation import MetricSpec
-from app.usage.queries import HasVoids, Quantities, Series
+from app.usage.queries import EventsPage, GroupedSeries, HasVoids, Quantities, Series, TopCustomers
 from app.usage.store import Window
 
 ORG = uuid.UUID(int=1)
@@ -183,3 +183,94 @@ def test_has_voids() -> None:
 
     assert query.sql() == "SELECT 1 FROM voided_events WHERE org_id = {org:UUID} AND mode = {mode:String} LIMIT 1"
     assert query.parameters() == {"org": ORG, "mode": "live"}
+
+
+SCOPED = f"org_id = {{org:UUID}} AND mode = {{mode:String}} AND {NOT_VOIDED}"
+RANGE = "timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
+COUNTS = "toDecimal128(count(), 12) AS value, count() AS helper, count() AS events"
+
+
+def test_top_customers_average_orders_by_the_mean() -> None:
+    query = TopCustomers(SCOPE, MetricSpec("latency", Aggregation.AVERAGE, "ms"), day(1), day(2), 10)
+
+    assert query.sql() == (
+        f"SELECT customer_id, sumOrNull(toDecimal256({NUMERIC}, 12)) AS value, count({NUMERIC}) AS helper,"
+        f" count() AS events FROM events FINAL WHERE {SCOPED} AND event_name = {{event:String}} AND {RANGE}"
+        " GROUP BY customer_id ORDER BY value / nullIf(helper, 0) DESC NULLS LAST, customer_id LIMIT {limit:UInt32}"
+    )
+    assert query.parameters() == {
+        "org": ORG,
+        "mode": "live",
+        "event": "latency",
+        "prop": "ms",
+        "start": day(1),
+        "end": day(2),
+        "limit": 10,
+    }
+
+
+def test_grouped_series_hour() -> None:
+    query = GroupedSeries(SCOPE, COUNT, ALICE, day(1), day(2), "HOUR", "region", 50)
+
+    assert query.sql() == (
+        "SELECT toStartOfHour(timestamp) AS bucket,"
+        " if(JSONType(properties, {group:String}) = 'String', JSONExtractString(properties, {group:String}),"
+        f" JSONExtractRaw(properties, {{group:String}})) AS grp, {COUNTS}"
+        f" FROM events FINAL WHERE {SCOPED} AND event_name = {{event:String}} AND customer_id = {{customer:UUID}}"
+        f" AND {RANGE} GROUP BY bucket, grp ORDER BY bucket, grp LIMIT {{limit:UInt32}}"
+    )
+    assert query.parameters()["group"] == "region"
+    assert query.parameters()["limit"] == 50
+
+
+def test_events_page_closed_receipts_and_cursor() -> None:
+    query = EventsPage(
+        SCOPE,
+        COUNT,
+        ALICE,
+        ((day(1), day(2)), (day(3), day(4))),
+        10,
+        after=(day(1), "k"),
+        received=((day(1), day(5)), (None, day(6))),
+    )
+
+    assert query.sql() == (
+        "SELECT idempotency_key, event_name, timestamp, properties, received_at FROM events FINAL"
+        " WHERE org_id = {org:UUID} AND mode = {mode:String} AND idempotency_key NOT IN (SELECT idempotency_key FROM"
+        " voided_events WHERE org_id = {org:UUID} AND mode = {mode:String}"
+        " AND voided_at <= {voided_by:DateTime64(6, 'UTC')})"
+        " AND event_name = {event:String} AND customer_id = {customer:UUID}"
+        " AND ((timestamp >= {s0:DateTime64(6, 'UTC')} AND timestamp < {e0:DateTime64(6, 'UTC')})"
+        " OR (timestamp >= {s1:DateTime64(6, 'UTC')} AND timestamp < {e1:DateTime64(6, 'UTC')}))"
+        " AND ((received_at > {ra0:DateTime64(6, 'UTC')} AND received_at <= {rb0:DateTime64(6, 'UTC')})"
+        " OR (received_at > {ra1:DateTime64(6, 'UTC')} AND received_at <= {rb1:DateTime64(6, 'UTC')}))"
+        " AND (timestamp, idempotency_key) > ({after_at:DateTime64(6, 'UTC')}, {after_key:String})"
+        " ORDER BY timestamp, idempotency_key LIMIT {limit:UInt32}"
+    )
+    assert query.parameters() == {
+        "org": ORG,
+        "mode": "live",
+        "event": "api_call",
+        "prop": "",
+        "customer": ALICE,
+        "limit": 11,  # one more than the page: is there a next one
+        "s0": day(1),
+        "e0": day(2),
+        "s1": day(3),
+        "e1": day(4),
+        "ra0": day(1),
+        "rb0": day(5),
+        "ra1": datetime(1970, 1, 1, tzinfo=UTC),
+        "rb1": day(6),
+        "voided_by": day(6),
+        "after_at": day(1),
+        "after_key": "k",
+    }
+
+
+def test_events_page_open_receipts_count_every_void() -> None:
+    query = EventsPage(SCOPE, COUNT, ALICE, ((day(1), day(2)),), 10, received=((day(1), None),))
+
+    assert f" WHERE {SCOPED} AND " in query.sql()
+    assert "voided_by" not in query.parameters()
+    assert query.parameters()["rb0"] == datetime(2200, 1, 1, tzinfo=UTC)
