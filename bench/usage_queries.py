@@ -20,8 +20,9 @@ the proposed SQL deduplicates like the app; and the period end is run on Postgre
 database created and dropped): COPY of the same rows, index on (customer_id, event_name, timestamp), one GROUP BY
 joined to unnest()ed windows, results asserted equal to ClickHouse's.
 
-Rows marked "variant" run SQL proposed for the app (NOT app code) through the same facade and finish(); rows marked
-"diagnostic" are deliberately incorrect queries (no FINAL) that show what a part of the app's query costs.
+Rows marked "variant" run the app's query objects (app.usage.queries) built otherwise than the app builds them (no
+usage cutoff; the voided-events anti-join kept, or left out; another table) through the same facade and finish();
+rows marked "diagnostic" are deliberately incorrect queries (no FINAL) that show what a part of the app's query costs.
 Timed queries run after a warm-up, interleaved (app, baseline, variants, app, ...) so that load from other processes
 on this shared machine hits all alike; best and median are reported, PASS/MISS is judged on the median ratio.
 Targets: period end within 2x the hand-written GROUP BY; series within 1.5x raw SQL.
@@ -42,7 +43,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -60,8 +61,9 @@ from app.clickhouse import ClickHouse, make_client, migrate_clickhouse
 from app.metrics.models import Aggregation
 from app.tenancy import Mode, Scope
 from app.usage import aggregation as aggregation_module
-from app.usage.aggregation import MetricSpec, finish, select_list
-from app.usage.store import BUCKETS, EventStore, Window
+from app.usage.aggregation import MetricSpec, finish
+from app.usage.queries import Quantities, Series
+from app.usage.store import EventStore, Window
 
 DATA_START = datetime(2026, 8, 25, tzinfo=UTC)
 DAYS = 90
@@ -358,48 +360,21 @@ class HandWritten:
 # ------------------------------------------------------------------------ period end: the proposed SQL (not app)
 
 
-def proposed_quantities_sql(aggregation: Aggregation, void_clause: bool = True, table: str = "events") -> str:
-    """The proposed rewrite of EventStore.quantities' SQL (NOT app code).
-
-    FINAL sits in a subquery whose PREWHERE holds only sorting-key conditions. PREWHERE is applied while reading,
-    before the FINAL merge; rows with the same sorting key share these values, so filtering first keeps or drops whole
-    duplicate groups, which is exactly what FINAL-then-WHERE does, but the other columns (idempotency_key, properties)
-    are read and merged only for the rows that pass. The windows are bound as flat arrays (UUID, Int64 microseconds)
-    instead of an Array(Tuple(String, UUID, DateTime64, DateTime64)) that clickhouse-connect formats value by value in
-    Python. Same select list, same void condition and same finish() as the app.
-
-    ``void_clause=False`` leaves out the voided-events subquery (for a scope known to have no voided events);
-    ``table=KEYHASH_TABLE`` reads the copy whose sorting key ends in cityHash64(idempotency_key) (a schema change).
-    """
-    return (
-        f"SELECT w.n, {select_list(aggregation)} FROM ("
-        f"SELECT customer_id, timestamp, properties FROM {table} FINAL"
-        " PREWHERE org_id = {org:UUID} AND mode = {mode:String} AND event_name = {event:String}"
-        " AND timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
-        " AND customer_id IN {customers:Array(UUID)}"
-        + (f" WHERE {NOT_VOIDED}" if NOT_VOIDED and void_clause else "")
-        + ") AS e INNER JOIN (SELECT t.1 AS n, t.2 AS customer_id, fromUnixTimestamp64Micro(t.3, 'UTC') AS ws,"
-        " fromUnixTimestamp64Micro(t.4, 'UTC') AS we FROM (SELECT arrayJoin(arrayZip(range(length("
-        "{w_customer:Array(UUID)})), {w_customer:Array(UUID)}, {w_start:Array(Int64)}, {w_end:Array(Int64)})) AS t))"
-        " AS w ON e.customer_id = w.customer_id"
-        " WHERE e.timestamp >= w.ws AND e.timestamp < w.we GROUP BY w.n"
-    )
+def variant(scope: Scope, metric: MetricSpec, windows: Sequence[Window], voided: bool = True) -> Quantities:
+    """The app's own query object (app.usage.queries.Quantities) built as variant A: the windows without their usage
+    cutoff, and the voided-events anti-join kept whatever the scope holds; ``voided=False`` is variant B (for a scope
+    known to have no voided events)."""
+    return Quantities.of(scope, metric, [replace(w, received_before=None) for w in windows], voided)
 
 
-def proposed_params(scope: Scope, metric: MetricSpec, windows: Sequence[Window]) -> dict[str, Any]:
-    customers = [w.customer_id for w in windows]
-    return {
-        "org": scope.org_id,
-        "mode": scope.mode.value,
-        "event": metric.event_name,
-        "prop": metric.prop or "",
-        "start": min(w.intervals[0][0] for w in windows),
-        "end": max(w.intervals[0][1] for w in windows),
-        "customers": list(set(customers)),
-        "w_customer": customers,
-        "w_start": [micros(w.intervals[0][0]) for w in windows],
-        "w_end": [micros(w.intervals[0][1]) for w in windows],
-    }
+def on_table(sql: str, table: str) -> str:
+    """The query reading ``table`` instead of ``events``: KEYHASH_TABLE is the copy whose sorting key ends in
+    cityHash64(idempotency_key) (a schema change, not app code)."""
+    if table == "events":
+        return sql
+    swapped = sql.replace(" FROM events FINAL", f" FROM {table} FINAL", 1)
+    assert swapped != sql, "the app's quantities SQL no longer reads 'FROM events FINAL': update on_table"
+    return swapped
 
 
 async def proposed_quantities(
@@ -410,25 +385,11 @@ async def proposed_quantities(
     void_clause: bool = True,
     table: str = "events",
 ) -> dict[Hashable, Decimal]:
-    """Drop-in for EventStore.quantities with the proposed SQL (single-interval windows, as in this benchmark)."""
-    sql = proposed_quantities_sql(metric.aggregation, void_clause, table)
-    rows = await clickhouse.query(sql, proposed_params(scope, metric, windows))
+    """Drop-in for EventStore.quantities running a variant's query object through the same facade and finish()."""
+    query = variant(scope, metric, windows, void_clause)
+    rows = await clickhouse.query(on_table(query.sql(), table), query.parameters())
     found = {int(n): finish(metric.aggregation, value, helper) for n, value, helper, _ in rows}
     return {w.key: found.get(i, Decimal(0)) for i, w in enumerate(windows)}
-
-
-def proposed_series_sql(aggregation: Aggregation, granularity: str, void_clause: bool = True) -> str:
-    """The proposed rewrite of EventStore.series' SQL (NOT app code): FINAL in a PREWHERE subquery, as above; with
-    ``void_clause=False`` the voided-events subquery is left out (for a scope known to have no voided events)."""
-    return (
-        f"SELECT {BUCKETS[granularity]}(timestamp) AS bucket, {select_list(aggregation)} FROM ("
-        "SELECT timestamp, properties FROM events FINAL"
-        " PREWHERE org_id = {org:UUID} AND mode = {mode:String} AND customer_id = {customer:UUID}"
-        " AND event_name = {event:String}"
-        " AND timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
-        + (f" WHERE {NOT_VOIDED}" if NOT_VOIDED and void_clause else "")
-        + ") GROUP BY bucket ORDER BY bucket"
-    )
 
 
 class Recorder(ClickHouse):
@@ -667,8 +628,8 @@ class Bench:
         timings, _ = interleaved({"app": lambda: client.query(app_no_final, parameters=params).result_rows}, rounds)
         wrong = "raw client; incorrect with duplicates"
         report(Row(section, f"diagnostic: app SQL without FINAL ({label})", timings["app"], hand, None, wrong))
-        p_params = proposed_params(scope, metric, windows)
-        p_sql = proposed_quantities_sql(metric.aggregation)
+        proposed = variant(scope, metric, windows)
+        p_sql, p_params = proposed.sql(), proposed.parameters()
         app_bind = min(bind_seconds(sql, params) for _ in range(3))
         p_bind = min(bind_seconds(p_sql, p_params) for _ in range(3))
         hand_params = HandWritten.params(scope, metric)
@@ -764,9 +725,9 @@ class Bench:
             def app(m: MetricSpec = metric) -> list[tuple[Any, Decimal]]:
                 return [(b.start, b.value) for b in self.run(self.store.series(scope, m, customer, start, end, "DAY"))]
 
-            def proposed(void_clause: bool, m: MetricSpec = metric, params: dict[str, Any] = params) -> Any:
-                sql = proposed_series_sql(m.aggregation, "DAY", void_clause)
-                rows = self.run(self.clickhouse.query(sql, params))
+            def proposed(void_clause: bool, m: MetricSpec = metric) -> Any:
+                query = Series(scope, m, customer, start, end, "DAY", void_clause)
+                rows = self.run(self.clickhouse.query(query.sql(), query.parameters()))
                 return [(row[0], finish(m.aggregation, row[1], row[2])) for row in rows]
 
             fns: dict[str, Callable[[], Any]] = {

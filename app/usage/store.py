@@ -15,8 +15,8 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
@@ -26,7 +26,8 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from app.clickhouse import ClickHouse
 from app.errors import StoreUnavailable
 from app.tenancy import Scope
-from app.usage.aggregation import NOT_VOIDED, MetricSpec, filter_sql, finish, select_list
+from app.usage.aggregation import MetricSpec, finish
+from app.usage.queries import HasVoids, Quantities, Series
 
 EVENT_COLUMNS = (
     "org_id",
@@ -38,7 +39,6 @@ EVENT_COLUMNS = (
     "properties",
     "received_at",
 )
-BUCKETS = {"HOUR": "toStartOfHour", "DAY": "toStartOfDay", "MONTH": "toStartOfMonth"}
 
 
 class StoredEvent(NamedTuple):
@@ -75,19 +75,6 @@ class Window(Generic[K]):
     intervals: tuple[tuple[datetime, datetime], ...]
     # Only events received up to this instant (a finalized invoice's cutoff); None: everything received so far.
     received_before: datetime | None = None
-
-
-# Stands for "no cutoff" inside the query (a DateTime64 parameter cannot be NULL).
-_NO_CUTOFF = datetime(2200, 1, 1, tzinfo=UTC)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _micros(at: datetime) -> int:
-    return (at - _EPOCH) // timedelta(microseconds=1)
-
-
-def _from_micros(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,92 +316,28 @@ class EventStore:
             log.exception("clickhouse insert of %d rows failed", len(columns[0]) if columns else 0)
             raise StoreUnavailable(_DOWN) from exc
 
-    def _params(self, scope: Scope, metric: MetricSpec, start: datetime, end: datetime, **more: Any) -> dict[str, Any]:
-        return {
-            **filter_sql(metric.filters)[1],
-            "org": scope.org_id,
-            "mode": scope.mode.value,
-            "event": metric.event_name,
-            "prop": metric.prop or "",
-            "start": start,
-            "end": end,
-            **more,
-        }
-
     async def has_voids(self, scope: Scope) -> bool:
-        rows = await self.clickhouse.query(
-            "SELECT 1 FROM voided_events WHERE org_id = {org:UUID} AND mode = {mode:String} LIMIT 1",
-            {"org": scope.org_id, "mode": scope.mode.value},
-        )
-        return bool(rows)
+        query = HasVoids(scope)
+        return bool(await self.clickhouse.query(query.sql(), query.parameters()))
 
     async def quantities(self, scope: Scope, metric: MetricSpec, windows: Sequence[Window[K]]) -> dict[K, Decimal]:
-        """The metric's quantity for every window, in one query: events join the windows on the customer and fall
-        in one of the window's intervals. A window's intervals must not overlap; windows without events get 0.
+        """The metric's quantity for every window, in one query (queries.Quantities). A window's intervals must not
+        overlap; windows without events get 0.
 
         This is how a draft is priced and how the period-end worker prices many subscriptions at once.
         """
         if not windows:
             return {}
-        numbers, customers, starts, ends, cutoffs = [], [], [], [], []
-        for index, window in enumerate(windows):
-            cutoff = _micros(window.received_before or _NO_CUTOFF)
-            for start, end in window.intervals:
-                if start < end:
-                    numbers.append(index)
-                    customers.append(window.customer_id)
-                    starts.append(_micros(start))
-                    ends.append(_micros(end))
-                    cutoffs.append(cutoff)
-        if not numbers:
+        query = Quantities.of(scope, metric, windows)
+        if not query.numbers:
             return {window.key: Decimal(0) for window in windows}
-        # FINAL sits in a subquery whose PREWHERE holds only sorting-key conditions: ClickHouse does not move WHERE
-        # into PREWHERE under FINAL, so written flat it would merge-sort every column of every event in the range.
-        # The windows travel as flat arrays (microseconds), far cheaper to bind than an array of tuples.
-        # Most scopes never void an event: then the anti-join (which reads every candidate's key) is left out. A void
-        # landing between this check and the query is not lost: drafts are recomputed by the void itself, and a
-        # finalized period picks it up on the next invoice's late-usage recheck.
-        not_voided = NOT_VOIDED if await self.has_voids(scope) else "1"
-        # Usually every window has the same cutoff (the worker's and a finalization's is "now"): then it is one
-        # condition on the events before the join, and "no cutoff" reads no received_at at all.
-        per_window = len(set(cutoffs)) > 1
-        received = ""
-        if not per_window and cutoffs[0] != _micros(_NO_CUTOFF):
-            received = " AND received_at <= fromUnixTimestamp64Micro({cutoff:Int64}, 'UTC')"
-        arrays = "{w_n:Array(UInt32)}, {w_customer:Array(UUID)}, {w_start:Array(Int64)}, {w_end:Array(Int64)}"
-        sql = (
-            f"SELECT w.n, {select_list(metric.aggregation)} FROM ("
-            f" SELECT customer_id, timestamp, properties{', received_at' if per_window else ''} FROM events FINAL"
-            " PREWHERE org_id = {org:UUID} AND mode = {mode:String} AND event_name = {event:String}"
-            " AND timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
-            " AND customer_id IN {customers:Array(UUID)}"
-            f" WHERE {not_voided}{received}{filter_sql(metric.filters)[0]}"
-            ") AS e INNER JOIN ("
-            " SELECT t.1 AS n, t.2 AS customer_id, fromUnixTimestamp64Micro(t.3, 'UTC') AS ws,"
-            " fromUnixTimestamp64Micro(t.4, 'UTC') AS we"
-            + (", fromUnixTimestamp64Micro(t.5, 'UTC') AS rb" if per_window else "")
-            + f" FROM (SELECT arrayJoin(arrayZip({arrays}"
-            + (", {w_cutoff:Array(Int64)}" if per_window else "")
-            + ")) AS t)) AS w ON e.customer_id = w.customer_id"
-            " WHERE e.timestamp >= w.ws AND e.timestamp < w.we"
-            + (" AND e.received_at <= w.rb" if per_window else "")
-            + " GROUP BY w.n"
-        )
-        params = self._params(
-            scope,
-            metric,
-            _from_micros(min(starts)),
-            _from_micros(max(ends)),
-            customers=list(set(customers)),
-            w_n=numbers,
-            w_customer=customers,
-            w_start=starts,
-            w_end=ends,
-            # only what the SQL uses: clickhouse-connect formats every parameter it is given, value by value
-            **({"w_cutoff": cutoffs} if per_window else {"cutoff": cutoffs[0]}),
-        )
+        # Most scopes never void an event: then the anti-join is left out. A void landing between this check and the
+        # query is not lost: drafts are recomputed by the void itself, and a finalized period picks it up on the next
+        # invoice's late-usage recheck.
+        query = replace(query, voided=await self.has_voids(scope))
         found = {
-            int(row[0]): finish(metric.aggregation, row[1], row[2]) for row in await self.clickhouse.query(sql, params)
+            int(row[0]): finish(metric.aggregation, row[1], row[2])
+            for row in await self.clickhouse.query(query.sql(), query.parameters())
         }
         return {window.key: found.get(index, Decimal(0)) for index, window in enumerate(windows)}
 
@@ -422,17 +345,6 @@ class EventStore:
         self, scope: Scope, metric: MetricSpec, customer_id: uuid.UUID, start: datetime, end: datetime, granularity: str
     ) -> list[Bucket]:
         """The metric per time bucket (HOUR, DAY, MONTH in UTC) for one customer; buckets without events are absent."""
-        bucket = BUCKETS[granularity]
-        # FINAL in a subquery with the sorting-key conditions in PREWHERE (see quantities). The void anti-join stays
-        # even for scopes without voids: on a query this small, asking first costs as much as it saves (measured).
-        sql = (
-            f"SELECT {bucket}(timestamp) AS bucket, {select_list(metric.aggregation)} FROM ("
-            " SELECT timestamp, properties FROM events FINAL"
-            " PREWHERE org_id = {org:UUID} AND mode = {mode:String} AND customer_id = {customer:UUID}"
-            " AND event_name = {event:String}"
-            " AND timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
-            f" WHERE {NOT_VOIDED}{filter_sql(metric.filters)[0]}"
-            ") GROUP BY bucket ORDER BY bucket"
-        )
-        rows = await self.clickhouse.query(sql, self._params(scope, metric, start, end, customer=customer_id))
+        query = Series(scope, metric, customer_id, start, end, granularity)
+        rows = await self.clickhouse.query(query.sql(), query.parameters())
         return [Bucket(row[0], finish(metric.aggregation, row[1], row[2]), int(row[3])) for row in rows]
