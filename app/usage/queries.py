@@ -331,3 +331,44 @@ class EventsPage:
         if self.after is not None:
             bounds |= {"after_at": self.after[0], "after_key": self.after[1]}
         return _read_params(self.scope, self.metric, customer=self.customer_id, limit=self.first + 1, **bounds)
+
+
+@dataclass(frozen=True, slots=True)
+class VoidMatches:
+    """The events a void names that are not voided yet, one row per idempotency key (with its customer): by keys, or
+    by a time range narrowed to a customer and/or an event name. ``rows`` caps the answer (the caller asks one more
+    than it accepts, to tell "too many" from "exactly that many")."""
+
+    scope: Scope
+    rows: int
+    keys: tuple[str, ...] | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    customer: uuid.UUID | None = None
+    event_name: str | None = None
+
+    def sql(self) -> str:
+        if self.keys is not None:
+            conditions = " AND idempotency_key IN {keys:Array(String)}"
+        else:
+            conditions = " AND timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
+            if self.customer is not None:
+                conditions += " AND customer_id = {customer:UUID}"
+            if self.event_name:
+                conditions += " AND event_name = {event:String}"
+        return (
+            f"SELECT idempotency_key, any(customer_id) FROM events FINAL WHERE {_SCOPED}{conditions}"
+            f" GROUP BY idempotency_key LIMIT {int(self.rows)}"
+        )
+
+    def parameters(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"org": self.scope.org_id, "mode": self.scope.mode.value}
+        if self.keys is not None:
+            params["keys"] = list(self.keys)
+            return params
+        params["start"], params["end"] = self.start, self.end
+        if self.customer is not None:
+            params["customer"] = self.customer
+        if self.event_name:
+            params["event"] = self.event_name
+        return params

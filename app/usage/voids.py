@@ -48,14 +48,13 @@ from app.outbox.service import record
 from app.services import ServiceContext
 from app.subscriptions.repository import SubscriptionRepository
 from app.tenancy import Repository, scoped_select
-from app.usage.aggregation import NOT_VOIDED
 from app.usage.models import EventVoid, EventVoidKey
+from app.usage.queries import VoidMatches
 from app.validation import optional_text
 
 MAX_KEYS = 1000
 MAX_VOIDED = 1_000_000
 MAX_REASON = 1000  # characters: an audit note, not a document
-_SCOPE = "org_id = {org:UUID} AND mode = {mode:String}"
 
 
 _CHUNK = 20_000  # keys per INSERT into event_void_keys: two array parameters, whatever their length
@@ -117,29 +116,26 @@ class VoidRequest:
     reason: str | None = None
 
 
-def _criteria(request: VoidRequest, customer: uuid.UUID | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """SQL conditions, their parameters, and the criteria as recorded."""
+def _criteria(request: VoidRequest, customer: uuid.UUID | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the events query matches on (``VoidMatches``' fields), and the criteria as recorded."""
     if request.idempotency_keys is not None:
         if request.customer_id or request.event_name or request.start or request.end:
             raise InvalidInput("Void either by idempotencyKeys or by a filter, not both.", field="input")
         if not 1 <= len(request.idempotency_keys) <= MAX_KEYS:
             raise InvalidInput(f"Give 1 to {MAX_KEYS} idempotencyKeys.", field="input.idempotencyKeys")
         keys = list(dict.fromkeys(request.idempotency_keys))
-        return " AND idempotency_key IN {keys:Array(String)}", {"keys": keys}, {"idempotencyKeys": keys}
+        return {"keys": tuple(keys)}, {"idempotencyKeys": keys}
     if customer is None and not request.event_name:
         raise InvalidInput("A filter needs customerId or eventName (or give idempotencyKeys).", field="input")
     if request.start is None or request.end is None or request.end <= request.start:
         raise InvalidInput("A filter needs a time range: from earlier than to.", field="input.to")
-    sql = " AND timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
-    params: dict[str, Any] = {"start": request.start, "end": request.end}
+    match: dict[str, Any] = {"start": request.start, "end": request.end}
     recorded: dict[str, Any] = {"from": request.start.isoformat(), "to": request.end.isoformat()}
     if customer is not None:
-        sql += " AND customer_id = {customer:UUID}"
-        params["customer"], recorded["customerId"] = customer, str(customer)
+        match["customer"], recorded["customerId"] = customer, str(customer)
     if request.event_name:
-        sql += " AND event_name = {event:String}"
-        params["event"], recorded["eventName"] = request.event_name, request.event_name
-    return sql, params, recorded
+        match["event_name"], recorded["eventName"] = request.event_name, request.event_name
+    return match, recorded
 
 
 async def void_events(ctx: ServiceContext, request: VoidRequest, voided_by: uuid.UUID | None) -> EventVoid:
@@ -150,7 +146,7 @@ async def void_events(ctx: ServiceContext, request: VoidRequest, voided_by: uuid
         if request.customer_id not in found:
             raise NotFound(f"No customer {request.customer_id!r}.", field="input.customerId")
         customer = found[request.customer_id].id
-    conditions, params, criteria = _criteria(request, customer)
+    match, criteria = _criteria(request, customer)
     reason = optional_text(request.reason, "input.reason", max_length=MAX_REASON)
     voids = EventVoidRepository(ctx.db, ctx.scope)
 
@@ -165,11 +161,8 @@ async def void_events(ctx: ServiceContext, request: VoidRequest, voided_by: uuid
         return retried
 
     async with ctx.db.transaction():
-        rows = await ctx.events.clickhouse.query(
-            f"SELECT idempotency_key, any(customer_id) FROM events FINAL WHERE {_SCOPE} AND {NOT_VOIDED}{conditions}"
-            f" GROUP BY idempotency_key LIMIT {MAX_VOIDED + 1}",
-            {"org": ctx.scope.org_id, "mode": ctx.scope.mode.value, **params},
-        )
+        matches = VoidMatches(ctx.scope, rows=MAX_VOIDED + 1, **match)
+        rows = await ctx.events.clickhouse.query(matches.sql(), matches.parameters())
         if len(rows) > MAX_VOIDED:
             raise InvalidInput(f"That filter matches more than {MAX_VOIDED} events; narrow it.", field="input")
         void = voids.new(

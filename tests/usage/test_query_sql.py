@@ -12,7 +12,7 @@ import pytest
 from app.metrics.models import Aggregation
 from app.tenancy import Mode, Scope
 from app.usage.aggregation import MetricSpec
-from app.usage.queries import EventsPage, GroupedSeries, HasVoids, Quantities, Series, TopCustomers
+from app.usage.queries import EventsPage, GroupedSeries, HasVoids, Quantities, Series, TopCustomers, VoidMatches
 from app.usage.store import Window
 
 ORG = uuid.UUID(int=1)
@@ -274,3 +274,34 @@ def test_events_page_open_receipts_count_every_void() -> None:
     assert f" WHERE {SCOPED} AND " in query.sql()
     assert "voided_by" not in query.parameters()
     assert query.parameters()["rb0"] == datetime(2200, 1, 1, tzinfo=UTC)
+
+
+VOID_MATCHES = (
+    "SELECT idempotency_key, any(customer_id) FROM events FINAL"
+    " WHERE org_id = {{org:UUID}} AND mode = {{mode:String}} AND " + NOT_VOIDED.replace("{", "{{").replace("}", "}}")
+    + "{conditions} GROUP BY idempotency_key LIMIT 1000001"
+)
+
+
+def test_void_matches_by_keys() -> None:
+    query = VoidMatches(SCOPE, rows=1_000_001, keys=("k-1", "k-2"))
+
+    assert query.sql() == VOID_MATCHES.format(conditions=" AND idempotency_key IN {keys:Array(String)}")
+    assert query.parameters() == {"org": ORG, "mode": "live", "keys": ["k-1", "k-2"]}
+
+
+def test_void_matches_by_a_filter() -> None:
+    query = VoidMatches(SCOPE, rows=1_000_001, start=day(1), end=day(2), customer=ALICE, event_name="api_call")
+
+    assert query.sql() == VOID_MATCHES.format(
+        conditions=" AND timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
+        " AND customer_id = {customer:UUID} AND event_name = {event:String}"
+    )
+    assert query.parameters() == {
+        "org": ORG,
+        "mode": "live",
+        "start": day(1),
+        "end": day(2),
+        "customer": ALICE,
+        "event": "api_call",
+    }
