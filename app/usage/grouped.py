@@ -16,14 +16,14 @@ from typing import Generic, TypeVar
 from app.errors import StoreUnavailable
 
 T = TypeVar("T")
-_DOWN = "The billing database is unavailable; no event of this request was acknowledged. Retry it."
 
 
 class Grouped(Generic[T]):
     """``await submit(item)`` returns once ``flush`` has run for a list holding ``item`` (or raises its error)."""
 
-    def __init__(self, flush: Callable[[list[T]], Awaitable[None]]) -> None:
+    def __init__(self, flush: Callable[[list[T]], Awaitable[None]], unavailable: str) -> None:
         self.flush = flush
+        self.unavailable = unavailable  # the store-outage message every caller gets when the flush fails unexpectedly
         self.queue: list[tuple[T, asyncio.Future[None]]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.draining: asyncio.Task[None] | None = None
@@ -45,20 +45,21 @@ class Grouped(Generic[T]):
                 try:
                     await self.flush([item for item, _ in group])
                 except StoreUnavailable as exc:
-                    _settle(group, exc)
+                    settle(group, exc)
                 except BaseException as exc:  # cancelled at shutdown, or a bug: nobody is acknowledged
-                    _settle(group, StoreUnavailable(_DOWN))
+                    settle(group, StoreUnavailable(self.unavailable))
                     if not isinstance(exc, Exception):
                         raise
                 else:
-                    _settle(group, None)
+                    settle(group, None)
         finally:
             self.draining = None
 
 
-def _settle(group: list[tuple[T, asyncio.Future[None]]], error: StoreUnavailable | None) -> None:
+def settle(group: list[tuple[T, asyncio.Future[None]]], error: StoreUnavailable | None) -> None:
+    """Answer every caller of a group: all succeed, or each raises its own copy of ``error``."""
     for _, future in group:
-        if future.done():  # its caller went away (cancelled)
+        if future.done():  # its caller went away (cancelled); what it sent may be stored, unacknowledged
             continue
         if error is None:
             future.set_result(None)

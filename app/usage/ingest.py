@@ -230,7 +230,7 @@ class Ingestor:
         self.clock = clock
         self._windows: dict[Scope, tuple[float, int]] = {}
         # Requests whose events ClickHouse stored together are confirmed together (app/usage/grouped.py).
-        self._confirmations: Grouped[uuid.UUID] = Grouped(self._confirm)
+        self._confirmations: Grouped[uuid.UUID] = Grouped(self._confirm, _PG_DOWN)
 
     async def ingest(
         self, scope: Scope, batch: Sequence[IncomingEvent], field: str = "events", expected: Expected | None = None

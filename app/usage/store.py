@@ -27,6 +27,7 @@ from app.clickhouse import ClickHouse
 from app.errors import StoreUnavailable
 from app.tenancy import Scope
 from app.usage.aggregation import MetricSpec, finish
+from app.usage.grouped import settle
 from app.usage.queries import HasVoids, Quantities, Series
 
 EVENT_COLUMNS = (
@@ -231,7 +232,7 @@ class _GroupCommit:
                     try:
                         await self._linger()
                     except BaseException:  # cancelled at shutdown: nobody queued is acknowledged
-                        _settle(self.queue, StoreUnavailable(_DOWN))
+                        settle(self.queue, StoreUnavailable(_DOWN))
                         self.queue = []
                         raise
                 group: list[tuple[_Columns, asyncio.Future[None]]] = []
@@ -252,13 +253,13 @@ class _GroupCommit:
                 for item in group:  # a rejected row, not an outage: find whose
                     await self._commit([item])
                 return
-            _settle(group, exc)
+            settle(group, exc)
         except BaseException as exc:  # cancelled at shutdown: nobody was acknowledged
-            _settle(group, StoreUnavailable(_DOWN))
+            settle(group, StoreUnavailable(_DOWN))
             if not isinstance(exc, Exception):
                 raise
         else:
-            _settle(group, None)
+            settle(group, None)
 
 
 def _merge(blocks: list[_Columns]) -> list[Sequence[Any]]:
@@ -269,18 +270,6 @@ def _merge(blocks: list[_Columns]) -> list[Sequence[Any]]:
         for column, values in zip(merged, block.columns, strict=True):
             column.extend(values)
     return list(merged)
-
-
-def _settle(group: list[tuple[_Columns, asyncio.Future[None]]], error: StoreUnavailable | None) -> None:
-    for _, future in group:
-        if future.done():  # its caller went away (cancelled); its rows may be stored, unacknowledged
-            continue
-        if error is None:
-            future.set_result(None)
-        else:  # one exception object per caller: each raises it with its own traceback
-            own = StoreUnavailable(error.message)
-            own.__cause__ = error.__cause__
-            future.set_exception(own)
 
 
 class EventStore:

@@ -85,7 +85,7 @@ async def test_calls_arriving_during_a_flush_share_the_next_one() -> None:
         flushed.append(items)
         await asyncio.sleep(0.01)
 
-    grouped: Grouped[int] = Grouped(flush)
+    grouped: Grouped[int] = Grouped(flush, "down")
 
     # when one call starts it and three more arrive while it runs
     first = asyncio.ensure_future(grouped.submit(1))
@@ -101,7 +101,7 @@ async def test_a_failed_flush_fails_every_call_it_held() -> None:
         await asyncio.sleep(0)
         raise StoreUnavailable("down")
 
-    grouped: Grouped[int] = Grouped(flush)
+    grouped: Grouped[int] = Grouped(flush, "down")
     results = await asyncio.gather(*(grouped.submit(n) for n in range(3)), return_exceptions=True)
     assert all(isinstance(result, StoreUnavailable) for result in results)
     assert len({id(result) for result in results}) == 3  # each caller raises its own exception object
