@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from app.clickhouse import ClickHouse, make_client, migrate_clickhouse
 from app.db import make_engine, migrate_postgres, start_embedded_postgres, stop_embedded_postgres
 from app.runtime import Runtime, build_runtime
 from factories import Api, Tenant
-from tests_support import new_tenant, postgres_pids
+from tests_support import free_port, new_tenant, postgres_pids, wait_healthy
 
 
 class SettableClock:
@@ -223,12 +222,6 @@ def api(http: httpx.AsyncClient, tenant: Tenant) -> Api:
     return Api(http, tenant.test_key)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[tuple[str, dict[str, str]]]:
     """A real `kobo serve` on a free port and its own data dir, for the tests that go through a process: the README
@@ -242,24 +235,15 @@ def served(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Itera
     env["KOBO_WORKER"] = "0"
     if os.environ.get("DATABASE_URL"):
         env["DATABASE_URL"] = database_url  # the suite's scratch database on that server
-    port = _free_port()
+    port = free_port()
     log = data_dir / "serve.log"  # a file, not a pipe: a pipe nobody reads would stall the server once it is full
     with log.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env, stdout=output, stderr=output
         )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"kobo serve did not become healthy:\n{log.read_text()}")
-            time.sleep(0.2)
+        wait_healthy(base, process, log, timeout=60)
         yield base, env
     finally:
         process.terminate()

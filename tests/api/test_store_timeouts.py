@@ -20,14 +20,9 @@ from app.db import make_engine
 from app.runtime import Runtime, build_runtime
 from conftest import SettableClock
 from factories import Tenant
+from tests_support import free_port
 
 TIMEOUTS = Timeouts(db_connect=1, db_statement=2, db_pool=1, health=0.5)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -46,7 +41,7 @@ async def unreachable(
     """The app over a PostgreSQL that cannot be reached, and the suite's real ClickHouse."""
     from app.main import create_app
 
-    port = _free_port() if request.param == "refused" else silent_server
+    port = free_port() if request.param == "refused" else silent_server
     settings = dataclasses.replace(load_settings({}), timeouts=TIMEOUTS)
     engine = make_engine(f"postgresql://kobo@127.0.0.1:{port}/kobo", timeouts=TIMEOUTS)
     broken = build_runtime(engine, runtime.clickhouse, clock, settings)
