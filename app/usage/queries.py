@@ -33,15 +33,15 @@ def from_micros(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
-def _metric_params(scope: Scope, metric: MetricSpec, start: datetime, end: datetime) -> dict[str, Any]:
+def _metric_params(scope: Scope, metric: MetricSpec, **more: Any) -> dict[str, Any]:
+    """What every metric read binds (scope, event, property, filters), and ``more``."""
     return {
-        **filter_sql(metric.filters)[1],
         "org": scope.org_id,
         "mode": scope.mode.value,
         "event": metric.event_name,
         "prop": metric.prop or "",
-        "start": start,
-        "end": end,
+        **filter_sql(metric.filters)[1],
+        **more,
     }
 
 
@@ -148,7 +148,9 @@ class Quantities:
         # Lists, not tuples: clickhouse-connect binds a list as an Array. Only what the SQL uses is passed: it
         # formats every parameter it is given, value by value.
         return {
-            **_metric_params(self.scope, self.metric, from_micros(min(self.starts)), from_micros(max(self.ends))),
+            **_metric_params(
+                self.scope, self.metric, start=from_micros(min(self.starts)), end=from_micros(max(self.ends))
+            ),
             "customers": list(dict.fromkeys(self.customers)),
             "w_n": list(self.numbers),
             "w_customer": list(self.customers),
@@ -188,7 +190,7 @@ class Series:
         )
 
     def parameters(self) -> dict[str, Any]:
-        return {**_metric_params(self.scope, self.metric, self.start, self.end), "customer": self.customer_id}
+        return _metric_params(self.scope, self.metric, start=self.start, end=self.end, customer=self.customer_id)
 
 
 # Usage read back (usage/analytics.py): a plain WHERE under FINAL, the void anti-join always there.
@@ -199,17 +201,6 @@ _GROUP = (
     "if(JSONType(properties, {group:String}) = 'String', JSONExtractString(properties, {group:String}),"
     " JSONExtractRaw(properties, {group:String}))"
 )
-
-
-def _read_params(scope: Scope, metric: MetricSpec, **more: Any) -> dict[str, Any]:
-    return {
-        "org": scope.org_id,
-        "mode": scope.mode.value,
-        "event": metric.event_name,
-        "prop": metric.prop or "",
-        **filter_sql(metric.filters)[1],
-        **more,
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +226,7 @@ class GroupedSeries:
         )
 
     def parameters(self) -> dict[str, Any]:
-        return _read_params(
+        return _metric_params(
             self.scope,
             self.metric,
             customer=self.customer_id,
@@ -266,7 +257,7 @@ class TopCustomers:
         )
 
     def parameters(self) -> dict[str, Any]:
-        return _read_params(self.scope, self.metric, start=self.start, end=self.end, limit=self.limit)
+        return _metric_params(self.scope, self.metric, start=self.start, end=self.end, limit=self.limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +321,7 @@ class EventsPage:
             bounds["voided_by"] = voided_by
         if self.after is not None:
             bounds |= {"after_at": self.after[0], "after_key": self.after[1]}
-        return _read_params(self.scope, self.metric, customer=self.customer_id, limit=self.first + 1, **bounds)
+        return _metric_params(self.scope, self.metric, customer=self.customer_id, limit=self.first + 1, **bounds)
 
 
 @dataclass(frozen=True, slots=True)
