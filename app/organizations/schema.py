@@ -58,8 +58,8 @@ class OrganizationMutation:
         return CreatedApiKey(key=created.key, api_key=ApiKeyType.from_model(created.api_key))
 
     @strawberry.mutation(
-        description="Revoke an API key: every process of the deployment refuses it from this answer on. Revoking a"
-        " revoked key changes nothing."
+        description="Revoke an API key: this process refuses it from this answer on, every other process of the"
+        " deployment as soon as it reads PostgreSQL's notice (milliseconds). Revoking a revoked key changes nothing."
     )
     async def revoke_api_key(self, info: Info[Context, None], id: strawberry.ID) -> ApiKeyType:
         changes = info.context.runtime.key_changes
